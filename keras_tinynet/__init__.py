@@ -1,0 +1,34 @@
+"""keras_tinynet: the GhostNets of TinyNet ("Model Rubik's Cube", NeurIPS 2020) for Keras 3.
+
+Names are imported lazily, so `keras_tinynet.spec`, `.counting` and `.tiny_formula` (and
+`python -m keras_tinynet`) work without importing TensorFlow or Keras.
+"""
+
+import importlib
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "keras_tinynet.models": (
+        "GhostNet", "GhostNetA", "GhostNetB", "GhostNetC", "GhostNetD",
+        "GhostNet050", "GhostNet100", "GhostNet130", "GhostNet150", "feature_pyramid",
+    ),
+    "keras_tinynet.imagenet": ("preprocess_input", "decode_predictions"),
+    "keras_tinynet.spec": ("NetworkSpec", "get_spec", "scale", "PRESETS"),
+    "keras_tinynet.counting": ("Counts", "count"),
+    "keras_tinynet.tiny_formula": ("tiny_formula",),
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name):
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module 'keras_tinynet' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_MODULE_OF[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

@@ -1,0 +1,287 @@
+"""Keras functional builders: one `GhostNet` builder from a spec, and the named variants.
+
+The public signature mirrors keras.applications (include_top, weights, input_tensor, input_shape,
+pooling, classes, classifier_activation, include_preprocessing, name), plus the knobs of this
+family (activation, dropout_rate, drop_connect_rate) and keras-hub's `dtype`.
+"""
+
+from __future__ import annotations
+
+import os
+
+import keras
+from keras import layers
+
+from keras_tinynet import blocks as B
+from keras_tinynet import weights as weights_io
+from keras_tinynet.counting import count
+from keras_tinynet.spec import IMAGENET_PREPROCESSING, PRESETS, NetworkSpec, get_spec
+from keras_tinynet.tiny_formula import tiny_formula
+
+MIN_SIZE = 32
+
+
+def GhostNet(
+    spec: NetworkSpec | str | dict | None = None,
+    *,
+    flops: float | None = None,
+    include_top: bool = True,
+    weights: str | None = None,
+    input_tensor=None,
+    input_shape=None,
+    pooling: str | None = None,
+    classes: int = 1000,
+    classifier_activation="softmax",
+    include_preprocessing: bool = True,
+    activation: str = "relu",
+    dropout_rate: float = 0.2,
+    drop_connect_rate: float = 0.0,
+    dtype=None,
+    name: str | None = None,
+) -> keras.Model:
+    """Builds a GhostNet from a `spec` (a NetworkSpec, a preset name or a spec dict) or a `flops` budget.
+
+    `GhostNet(flops=200e6)` runs the tiny formula and builds a 200M-FLOPs GhostNet at the image size
+    it chose. All other arguments are those of the variant builders (see `GhostNetA`).
+    """
+    spec = _resolve_spec(spec, flops)
+    if activation not in B.ACTIVATIONS:
+        raise ValueError(f"`activation` must be one of {B.ACTIVATIONS}; received activation={activation!r}.")
+    for arg, rate in (("dropout_rate", dropout_rate), ("drop_connect_rate", drop_connect_rate)):
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
+            raise ValueError(f"`{arg}` must be a number in [0, 1); received {arg}={rate!r}.")
+    if pooling not in (None, "avg", "max"):
+        raise ValueError(f"`pooling` must be None, 'avg' or 'max'; received pooling={pooling!r}.")
+    if isinstance(classes, bool) or not isinstance(classes, int) or classes < 1:
+        raise ValueError(f"`classes` must be a positive integer; received classes={classes!r}.")
+    _check_weights_argument(weights, include_top, classes)
+    if keras.config.image_data_format() != "channels_last":
+        raise ValueError(
+            "GhostNet supports only the 'channels_last' image data format; received "
+            f"keras.config.image_data_format()={keras.config.image_data_format()!r}."
+        )
+
+    input_shape = _input_shape(input_shape, input_tensor, spec.default_size, include_top, weights)
+    if input_tensor is None:
+        image_input = layers.Input(shape=input_shape, name="images")
+    elif keras.backend.is_keras_tensor(input_tensor):
+        image_input = input_tensor
+    else:
+        image_input = layers.Input(tensor=input_tensor, shape=input_shape, name="images")
+
+    x = image_input
+    if include_preprocessing:
+        x = _preprocessing(x, input_shape[-1], dtype)
+    x = B.conv_bn(x, spec.stem_channels, 3, "stem", stride=2, activation=activation, dtype=dtype)
+    for index, block in enumerate(spec.blocks):
+        drop_rate = drop_connect_rate * index / len(spec.blocks)
+        x = B.ghost_bottleneck(x, block, f"block{index}", activation, drop_rate, dtype)
+    x = B.conv_bn(x, spec.final_channels, 1, "final", activation=activation, dtype=dtype)
+
+    if include_top:
+        x = layers.GlobalAveragePooling2D(keepdims=True, name="avg_pool", dtype=dtype)(x)
+        x = layers.Conv2D(
+            spec.head_channels, 1, kernel_initializer=B.CONV_INITIALIZER, name="conv_head", dtype=dtype
+        )(x)
+        x = B.activation_layer(activation, "conv_head_act", dtype)(x)
+        x = layers.Flatten(name="flatten", dtype=dtype)(x)
+        if dropout_rate > 0:
+            x = layers.Dropout(dropout_rate, name="top_dropout", dtype=dtype)(x)
+        # Float32 logits and softmax, also under mixed precision.
+        x = layers.Dense(
+            classes, activation=classifier_activation, kernel_initializer=B.DENSE_INITIALIZER,
+            name="predictions", dtype="float32",
+        )(x)
+    else:
+        if pooling == "avg":
+            x = layers.GlobalAveragePooling2D(name="avg_pool", dtype=dtype)(x)
+        elif pooling == "max":
+            x = layers.GlobalMaxPooling2D(name="max_pool", dtype=dtype)(x)
+        x = as_float32(x, "features")
+
+    inputs = keras.utils.get_source_inputs(input_tensor) if input_tensor is not None else image_input
+    if name is None:
+        name = spec.name + ("_hswish" if activation == "hard_swish" else "")
+    model = keras.Model(inputs, x, name=name)
+    if weights == "imagenet":
+        weights_io.load_imagenet_weights(model, spec.name, include_top)
+    elif weights is not None:
+        weights_io.load_weights(model, weights)
+    return model
+
+
+def as_float32(x, name: str):
+    """Casts a mixed-precision output to float32 (a no-op layer is not added for float32 outputs)."""
+    if keras.backend.standardize_dtype(x.dtype) == "float32":
+        return x
+    return layers.Activation("linear", dtype="float32", name=name)(x)
+
+
+def feature_pyramid(model: keras.Model) -> keras.Model:
+    """The five stage outputs of a GhostNet (strides 2, 4, 8, 16, 32) as a dict-output model.
+
+    Keys "P1".."P5" follow keras-hub's `pyramid_outputs`. A stage ends with the block before each
+    stride-2 block (the only blocks with a `_dw_conv`), and the last stage with the last block.
+    """
+    names = {layer.name for layer in model.layers}
+    count = sum(1 for n in names if n.startswith("block") and n.endswith("_add"))
+    if count == 0 or "stem_act" not in names:
+        raise ValueError(f"`model` must be a GhostNet built by keras_tinynet; {model.name!r} has no ghost blocks.")
+    strided = [i for i in range(count) if f"block{i}_dw_conv" in names]
+    ends = [f"block{i - 1}_add" if i else "stem_act" for i in strided] + [f"block{count - 1}_add"]
+    if len(ends) != 5:
+        raise ValueError(f"`model` {model.name!r} has {len(ends)} feature stages; a GhostNet has 5.")
+    outputs = {f"P{level}": as_float32(model.get_layer(end).output, f"P{level}") for level, end in enumerate(ends, 1)}
+    return keras.Model(model.inputs, outputs, name=f"{model.name}_pyramid")
+
+
+def _resolve_spec(spec, flops) -> NetworkSpec:
+    if (spec is None) == (flops is None):
+        raise ValueError(
+            f"Pass exactly one of `spec` and `flops`; received spec={spec!r}, flops={flops!r}."
+        )
+    if flops is not None:
+        return tiny_formula(flops).spec
+    if isinstance(spec, NetworkSpec):
+        return spec
+    if isinstance(spec, str):
+        return get_spec(spec)
+    if isinstance(spec, dict):
+        return NetworkSpec.from_dict(spec)
+    raise ValueError(
+        f"`spec` must be a NetworkSpec, a variant name ({', '.join(PRESETS)}) or a spec dict; "
+        f"received spec={spec!r}."
+    )
+
+
+def _check_weights_argument(weights, include_top: bool, classes: int) -> None:
+    if not (weights in (None, "imagenet") or (isinstance(weights, (str, os.PathLike)) and os.path.exists(weights))):
+        raise ValueError(
+            "The `weights` argument should be either `None` (random initialization), 'imagenet' "
+            "(pre-training on ImageNet), or the path to the weights file to be loaded (.weights.h5, "
+            f".keras or a Keras 2 .h5). Received: weights={weights!r} (no such file)."
+        )
+    if weights == "imagenet" and include_top and classes != 1000:
+        raise ValueError(
+            "If using `weights='imagenet'` with `include_top=True`, `classes` should be 1000. "
+            f"Received: classes={classes}."
+        )
+
+
+def _input_shape(input_shape, input_tensor, default_size: int, include_top: bool, weights) -> tuple:
+    """Validates the input shape the way keras.applications' `obtain_input_shape` does."""
+    if input_shape is None and input_tensor is not None:
+        input_shape = tuple(input_tensor.shape[1:])
+    if input_shape is None:
+        return (default_size, default_size, 3) if include_top else (None, None, 3)
+    if len(input_shape) != 3 or not all(d is None or (isinstance(d, int) and d > 0) for d in input_shape):
+        raise ValueError(f"`input_shape` must be a tuple of three positive integers or None. Received: input_shape={input_shape}")
+    input_shape = tuple(input_shape)
+    if input_shape[-1] is None:
+        raise ValueError(f"The number of input channels must be known. Received: input_shape={input_shape}")
+    if weights == "imagenet":
+        if input_shape[-1] != 3:
+            raise ValueError(f"The input must have 3 channels to load 'imagenet' weights; Received `input_shape={input_shape}`")
+        if include_top and input_shape[:2] != (default_size, default_size):
+            raise ValueError(
+                "When setting `include_top=True` and loading `imagenet` weights, `input_shape` should be "
+                f"({default_size}, {default_size}, 3). Received: input_shape={input_shape}"
+            )
+    if any(d is not None and d < MIN_SIZE for d in input_shape[:2]):
+        raise ValueError(f"Input size must be at least {MIN_SIZE}x{MIN_SIZE}; Received: input_shape={input_shape}")
+    return input_shape
+
+
+def _preprocessing(x, channels: int, dtype):
+    """RGB in [0, 255] -> ImageNet mean/std; other channel counts use the mean of the RGB statistics."""
+    mean, std = IMAGENET_PREPROCESSING.mean, IMAGENET_PREPROCESSING.std
+    if channels != 3:
+        mean, std = [sum(mean) / 3] * channels, [sum(std) / 3] * channels
+    x = layers.Rescaling(1.0 / 255.0, name="rescaling", dtype=dtype)(x)
+    return layers.Normalization(mean=mean, variance=[s * s for s in std], name="normalization", dtype=dtype)(x)
+
+
+BASE_DOCSTRING = """Instantiates the {title} architecture.
+
+{description}
+
+Reference:
+- [Model Rubik's Cube: Twisting Resolution, Depth and Width for TinyNets](https://arxiv.org/abs/2010.14819)
+  (NeurIPS 2020); [GhostNet: More Features from Cheap Operations](https://arxiv.org/abs/1911.11907) (CVPR 2020)
+
+Default input size {size}x{size}; {params:.2f}M parameters and {flops:.0f}M FLOPs at that size with the
+1000-class top. The model takes RGB images in [0, 255] and normalizes them itself with the ImageNet mean/std
+(`include_preprocessing=True`); with `include_preprocessing=False` it expects the normalized image, as
+`preprocess_input(x, mode="torch")` makes it.
+
+Args:
+    include_top: whether to include conv_head and the fully-connected classifier.
+    weights: `None` (random initialization), `"imagenet"` (looked up in the weights registry; an error
+        where no checkpoint is registered, never random weights) or the path of a `.weights.h5`, `.keras`
+        or Keras 2 `.h5` file, loaded by layer name.
+    input_tensor: optional Keras tensor (output of `layers.Input()`) to use as the image input.
+    input_shape: optional shape tuple; any height and width from 32 up (None for dynamic sizes), any number
+        of channels with `weights=None`. Defaults to ({size}, {size}, 3) with the top, (None, None, 3) without.
+    pooling: optional pooling mode when `include_top` is False: `None` (the 4D feature map of the final
+        conv), `"avg"` or `"max"` (global pooling to a 2D tensor).
+    classes: number of classes to classify images into, with `include_top`.
+    classifier_activation: activation of the top layer (`None` for logits), with `include_top`.
+    include_preprocessing: whether the model rescales and normalizes its input itself.
+    activation: `"relu"` (the paper's base rows) or `"hard_swish"` (its "+ HSwish" rows).
+    dropout_rate: dropout before the classifier.
+    drop_connect_rate: stochastic depth, growing linearly to this rate over the blocks.
+    dtype: dtype or policy of every layer (the classifier stays float32; outputs are float32).
+    name: model name; defaults to the variant name.
+
+Returns:
+    A `keras.Model` instance.
+"""
+
+
+def _variant(function_name: str, preset_name: str, title: str):
+    """Makes a variant builder with the keras.applications signature and the shared docstring."""
+
+    def builder(
+        include_top=True,
+        weights=None,
+        input_tensor=None,
+        input_shape=None,
+        pooling=None,
+        classes=1000,
+        classifier_activation="softmax",
+        include_preprocessing=True,
+        activation="relu",
+        dropout_rate=0.2,
+        drop_connect_rate=0.0,
+        dtype=None,
+        name=None,
+    ):
+        return GhostNet(preset_name, **{k: v for k, v in locals().items() if k != "preset_name"})
+
+    spec = get_spec(preset_name)
+    counts = count(spec)
+    builder.__name__ = builder.__qualname__ = function_name
+    builder.__doc__ = BASE_DOCSTRING.format(
+        title=title,
+        description=PRESETS[preset_name].description + ".",
+        size=spec.default_size,
+        params=counts.params / 1e6,
+        flops=counts.flops / 1e6,
+    )
+    return builder
+
+
+GhostNetA = _variant("GhostNetA", "ghostnet_a", "GhostNet-A")
+GhostNetB = _variant("GhostNetB", "ghostnet_b", "GhostNet-B")
+GhostNetC = _variant("GhostNetC", "ghostnet_c", "GhostNet-C")
+GhostNetD = _variant("GhostNetD", "ghostnet_d", "GhostNet-D")
+GhostNet050 = _variant("GhostNet050", "ghostnet_050", "GhostNet 0.5x")
+GhostNet100 = _variant("GhostNet100", "ghostnet_100", "GhostNet 1.0x")
+GhostNet130 = _variant("GhostNet130", "ghostnet_130", "GhostNet 1.3x")
+GhostNet150 = _variant("GhostNet150", "ghostnet_150", "GhostNet 1.5x")
+
+VARIANTS = {
+    "ghostnet_a": GhostNetA, "ghostnet_b": GhostNetB, "ghostnet_c": GhostNetC, "ghostnet_d": GhostNetD,
+    "ghostnet_050": GhostNet050, "ghostnet_100": GhostNet100, "ghostnet_130": GhostNet130,
+    "ghostnet_150": GhostNet150,
+}

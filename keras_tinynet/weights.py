@@ -1,0 +1,156 @@
+"""Weights I/O: reading .weights.h5, .keras and Keras 2 .h5 files by layer name, and the registry.
+
+Every file is first read into `{layer name: [arrays]}` and then assigned by `assign_by_name`, the one
+checked path that also takes converted timm checkpoints. It checks every shape before it assigns any,
+so a mismatch names the layer and both shapes and leaves the model untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import zipfile
+from importlib import resources
+
+import h5py
+import keras
+import numpy as np
+
+WeightsByLayer = dict[str, list[np.ndarray]]
+
+SUFFIXES = (".weights.h5", ".keras", ".h5")
+
+
+def load_weights(model: keras.Model, path: str | os.PathLike) -> None:
+    """Loads a weights file into `model` by layer name (layers the model lacks are ignored)."""
+    assign_by_name(model, read_weights(path, model), source=os.fspath(path))
+
+
+def read_weights(path: str | os.PathLike, model: keras.Model | None = None) -> WeightsByLayer:
+    """Reads a weights file into `{layer name: [arrays]}`.
+
+    Keras 3 `.weights.h5` files do not store layer names (they key layers by class and position), so
+    reading one needs the `model` it is meant for, whose layers give the names in the same order.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"Weights file not found: `weights`={path!r}.")
+    if path.endswith(".keras"):
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))
+            with archive.open("model.weights.h5") as handle, h5py.File(handle, "r") as store:
+                return _read_keras3_store(store, _functional_layer_order(config, path))
+    if path.endswith(".weights.h5"):
+        if model is None:
+            raise ValueError(f"Reading the Keras 3 weights file {path!r} by layer name needs the `model` it is for.")
+        order = [(layer.__class__.__name__, layer.name) for layer in model.layers]
+        with h5py.File(path, "r") as store:
+            if "layer_names" in store.attrs:  # a Keras 2 file that was given the new suffix
+                return _read_legacy_store(store)
+            return _read_keras3_store(store, order)
+    if path.endswith(".h5"):
+        with h5py.File(path, "r") as store:
+            return _read_legacy_store(store["model_weights"] if "model_weights" in store else store)
+    raise ValueError(f"Unsupported weights file `weights`={path!r}: the name must end with one of {SUFFIXES}.")
+
+
+def assign_by_name(model: keras.Model, weights: WeightsByLayer, source: str) -> None:
+    """Assigns arrays to the model's layers of the same name, after checking every shape."""
+    missing, assignments = [], []
+    for layer in model.layers:
+        if not layer.weights:
+            continue
+        if layer.name not in weights:
+            missing.append(layer.name)
+            continue
+        arrays = weights[layer.name]
+        if len(arrays) != len(layer.weights):
+            raise ValueError(
+                f"Weights from {source} do not fit model {model.name!r}: layer {layer.name!r} has "
+                f"{len(layer.weights)} variables in the model but {len(arrays)} in the file."
+            )
+        for variable, array in zip(layer.weights, arrays):
+            if tuple(variable.shape) != tuple(array.shape):
+                raise ValueError(
+                    f"Weights from {source} do not fit model {model.name!r}: layer {layer.name!r} "
+                    f"variable {variable.name!r} has shape {tuple(variable.shape)} in the model but "
+                    f"{tuple(array.shape)} in the file. Was the file saved from another variant?"
+                )
+            assignments.append((variable, array))
+    if missing:
+        shown = ", ".join(repr(name) for name in missing[:5]) + (", ..." if len(missing) > 5 else "")
+        raise ValueError(
+            f"Weights from {source} do not fit model {model.name!r}: no weights for {len(missing)} "
+            f"layer(s) ({shown}). A file without the top (include_top=False) cannot fill a model with it."
+        )
+    for variable, array in assignments:
+        variable.assign(array)
+
+
+def _to_snake_case(name: str) -> str:
+    # The rule Keras 3 uses to key layers in .weights.h5 files.
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def _read_keras3_store(store: h5py.File, order: list[tuple[str, str]]) -> WeightsByLayer:
+    """Maps the `layers/<class>_<n>/vars/<i>` entries of a Keras 3 store back to layer names."""
+    if "layers" not in store:
+        raise ValueError("The weights file has no 'layers' group: it was not saved from a functional model.")
+    used: dict[str, int] = {}
+    weights = {}
+    for class_name, layer_name in order:
+        key = _to_snake_case(class_name)
+        if key in used:
+            used[key] += 1
+            key = f"{key}_{used[key]}"
+        else:
+            used[key] = 0
+        group = store["layers"].get(key)
+        if group is not None and "vars" in group and len(group["vars"]):
+            variables = group["vars"]
+            weights[layer_name] = [np.asarray(variables[str(i)]) for i in range(len(variables))]
+    return weights
+
+
+def _read_legacy_store(store) -> WeightsByLayer:
+    weights = {}
+    for layer_name in store.attrs["layer_names"]:
+        layer_name = layer_name.decode() if isinstance(layer_name, bytes) else layer_name
+        group = store[layer_name]
+        names = [n.decode() if isinstance(n, bytes) else n for n in group.attrs["weight_names"]]
+        if names:
+            weights[layer_name] = [np.asarray(group[n]) for n in names]
+    return weights
+
+
+def _functional_layer_order(config: dict, path: str) -> list[tuple[str, str]]:
+    try:
+        return [(layer["class_name"], layer["config"]["name"]) for layer in config["config"]["layers"]]
+    except (KeyError, TypeError) as error:
+        raise ValueError(f"{path!r} does not hold a functional Keras model ({error!r} missing).") from None
+
+
+def registry() -> dict:
+    """The weights registry shipped with the package: variant -> include_top -> entry."""
+    text = resources.files("keras_tinynet").joinpath("resources/weights_registry.json").read_text()
+    return json.loads(text)["weights"]
+
+
+def load_imagenet_weights(model: keras.Model, variant: str, include_top: bool) -> None:
+    """Loads the registered ImageNet checkpoint of `variant`; never leaves random weights silently."""
+    kind = "top" if include_top else "notop"
+    entry = registry().get(variant, {}).get(kind)
+    if entry is None:
+        available = sorted(f"{name} ({', '.join(kinds)})" for name, kinds in registry().items()) or ["none"]
+        raise ValueError(
+            f"No ImageNet weights are registered for {variant!r} with include_top={include_top}. "
+            f"Registered: {', '.join(available)}. No public ImageNet checkpoint of GhostNet-A..D exists; "
+            "train one with scripts/train.py, or pass weights=None for random initialization."
+        )
+    path = keras.utils.get_file(
+        fname=entry["file"], origin=entry["url"], file_hash=entry["sha256"], cache_subdir="models/keras_tinynet"
+    )
+    load_weights(model, path)

@@ -1,0 +1,36 @@
+"""keras_tinynet: the GhostNets of TinyNet for Keras 3."""
+
+import pathlib
+import re
+
+from setuptools import find_packages, setup
+
+here = pathlib.Path(__file__).parent
+version = re.search(r'__version__ = "([^"]+)"', (here / "keras_tinynet" / "__init__.py").read_text()).group(1)
+
+setup(
+    name="keras_tinynet",
+    version=version,
+    description="GhostNet-A..D of TinyNet ('Model Rubik's Cube', NeurIPS 2020) as Keras 3 applications",
+    long_description=(here / "README.md").read_text(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["keras_tinynet", "keras_tinynet.*"]),
+    package_data={"keras_tinynet": ["resources/*"]},
+    install_requires=[
+        "tensorflow>=2.16",
+        "keras>=3.10",
+        "tensorflow-datasets",
+        "importlib_resources",  # tensorflow-datasets 4.9.10 needs it but does not declare it
+        "absl-py",
+        "numpy",
+        "h5py",
+    ],
+    extras_require={
+        "dev": ["pytest", "pytest-timeout", "hypothesis", "jax[cpu]"],
+        "parity": ["torch==2.14.1", "torchvision==0.29.1", "timm", "safetensors"],
+        "hub": ["tensorflow-hub", "tf-keras"],
+    },
+    entry_points={"console_scripts": ["keras-tinynet=keras_tinynet.__main__:main"]},
+)
