@@ -15,14 +15,21 @@ from keras_tinynet.spec import NetworkSpec
 
 @dataclasses.dataclass(frozen=True)
 class Counts:
+    """Trainable parameters, multiply-adds of conv/dense layers, and squeeze-excite gating multiplies.
+
+    `flops` (the TinyNet paper's figure) is their sum; the GhostNet paper quotes `macs` alone.
+    """
+
     params: int
-    flops: int
+    macs: int
+    gate_multiplies: int = 0
+
+    @property
+    def flops(self) -> int:
+        return self.macs + self.gate_multiplies
 
     def __add__(self, other: "Counts") -> "Counts":
-        return Counts(self.params + other.params, self.flops + other.flops)
-
-
-_ZERO = Counts(0, 0)
+        return Counts(*(a + b for a, b in zip(dataclasses.astuple(self), dataclasses.astuple(other))))
 
 
 def conv_output_size(size: int, kernel_size: int, stride: int) -> int:
@@ -58,7 +65,7 @@ def _block(block, size: int) -> tuple[Counts, int]:
     if block.se_channels:
         total += _conv(1, 1, block.mid_channels, block.se_channels, bias=True)
         total += _conv(1, 1, block.se_channels, block.mid_channels, bias=True)
-        total += Counts(0, out_pixels * block.mid_channels)  # the gating multiply
+        total += Counts(0, 0, out_pixels * block.mid_channels)
     total += _ghost_module(out_pixels, block.mid_channels, block.out_channels)
     if not block.has_identity_shortcut:
         total += _conv_bn(out_pixels, block.kernel_size, block.in_channels, block.in_channels, depthwise=True)

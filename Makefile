@@ -1,0 +1,30 @@
+# Set-up is part of every target: a fresh machine needs only python3 (3.11) and make.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+EXTRAS ?= dev,parity,hub
+
+.PHONY: venv train table test test-fast clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e ".[$(EXTRAS)]"
+	touch $@
+
+# The main job.
+train: venv
+	$(BIN)/python -m keras_tinynet
+
+# The whole test suite, slow tests included (CI runs this through .ci/run).
+test: venv
+	$(BIN)/python -m pytest -q -ra tests
+
+# Everything but the tests marked slow.
+test-fast: venv
+	$(BIN)/python -m pytest -q -ra -m "not slow" tests
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,75 @@
+"""`python -m keras_tinynet`: the model table, computed from the specs (no TensorFlow import).
+
+`python -m keras_tinynet --flops 200M` shows what the tiny formula builds for a budget, and
+`--spec ghostnet_b` prints a variant's block table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from keras_tinynet.counting import count
+from keras_tinynet.spec import PRESETS, get_spec
+from keras_tinynet.tiny_formula import tiny_formula
+
+BUILDERS = {
+    "ghostnet_a": "GhostNetA", "ghostnet_b": "GhostNetB", "ghostnet_c": "GhostNetC", "ghostnet_d": "GhostNetD",
+    "ghostnet_050": "GhostNet050", "ghostnet_100": "GhostNet100", "ghostnet_130": "GhostNet130",
+    "ghostnet_150": "GhostNet150",
+}
+
+
+def model_table() -> str:
+    """A Markdown table of every variant: builder, input size, depth, width, blocks, params, FLOPs."""
+    lines = [
+        "| builder | input | depth | width | blocks | params | FLOPs |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, preset in PRESETS.items():
+        spec = get_spec(name)
+        counts = count(spec)
+        lines.append(
+            f"| `{BUILDERS[name]}` | {spec.default_size} | {preset.depth:g} | {preset.width:g} | "
+            f"{len(spec.blocks)} | {counts.params / 1e6:.2f}M | {counts.flops / 1e6:.1f}M |"
+        )
+    return "\n".join(lines)
+
+
+def parse_flops(text: str) -> float:
+    """'200M', '0.3G' or '2e8' -> FLOPs."""
+    units = {"K": 1e3, "M": 1e6, "G": 1e9}
+    try:
+        if text[-1:].upper() in units:
+            return float(text[:-1]) * units[text[-1].upper()]
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--flops must be a number such as 200M, 0.3G or 2e8; received {text!r}") from None
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m keras_tinynet", description=__doc__.splitlines()[0])
+    parser.add_argument("--flops", type=parse_flops, help="show the GhostNet the tiny formula builds for this budget")
+    parser.add_argument("--spec", choices=sorted(PRESETS), help="print the block table of a variant")
+    args = parser.parse_args(argv)
+    if args.flops is not None:
+        try:
+            config = tiny_formula(args.flops)
+        except ValueError as error:
+            parser.error(str(error))
+        print(
+            f"budget {config.budget_flops / 1e6:.1f}M FLOPs -> image size {config.image_size}, "
+            f"depth {config.depth:.3f}, width {config.width:.3f}: {config.counts.flops / 1e6:.1f}M FLOPs "
+            f"({config.error:+.2%}), {config.counts.params / 1e6:.2f}M parameters\n"
+            f"build it with keras_tinynet.GhostNet(flops={args.flops:g})\n"
+        )
+        print(config.spec.table())
+    elif args.spec:
+        print(get_spec(args.spec).table())
+    else:
+        print(model_table())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
