@@ -1,6 +1,6 @@
 """keras_tinynet: the GhostNets of TinyNet ("Model Rubik's Cube", NeurIPS 2020) for Keras 3.
 
-Names are imported lazily, so `keras_tinynet.spec`, `.counting` and `.tiny_formula` (and
+Names are imported lazily, so `keras_tinynet.spec`, `.counting` and `.formula` (and
 `python -m keras_tinynet`) work without importing TensorFlow or Keras.
 """
 
@@ -16,7 +16,7 @@ _EXPORTS = {
     "keras_tinynet.imagenet": ("preprocess_input", "decode_predictions"),
     "keras_tinynet.spec": ("NetworkSpec", "get_spec", "scale", "PRESETS"),
     "keras_tinynet.counting": ("Counts", "count"),
-    "keras_tinynet.tiny_formula": ("tiny_formula",),
+    "keras_tinynet.formula": ("tiny_formula",),
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_MODULE_OF)

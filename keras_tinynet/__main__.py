@@ -11,7 +11,7 @@ import sys
 
 from keras_tinynet.counting import count
 from keras_tinynet.spec import PRESETS, get_spec
-from keras_tinynet.tiny_formula import tiny_formula
+from keras_tinynet.formula import tiny_formula
 
 BUILDERS = {
     "ghostnet_a": "GhostNetA", "ghostnet_b": "GhostNetB", "ghostnet_c": "GhostNetC", "ghostnet_d": "GhostNetD",

@@ -17,8 +17,11 @@ BN_MOMENTUM = 0.9  # PyTorch's 0.1; Keras' default 0.99 leaves small models untr
 
 ACTIVATIONS = ("relu", "hard_swish")
 
-CONV_INITIALIZER = keras.initializers.VarianceScaling(2.0, "fan_out", "truncated_normal")
-DENSE_INITIALIZER = keras.initializers.VarianceScaling(1.0 / 3.0, "fan_out", "uniform")
+# PyTorch's default initialization (uniform, variance 1 / (3 fan_in)), which the reference GhostNet
+# trains with. He initialization makes random-weight activations double in every residual block and
+# overflow float16 in inference mode before BN statistics exist.
+CONV_INITIALIZER = keras.initializers.VarianceScaling(1.0 / 3.0, "fan_in", "uniform")
+DENSE_INITIALIZER = CONV_INITIALIZER
 
 
 @keras.saving.register_keras_serializable(package="keras_tinynet")

@@ -16,7 +16,7 @@ from keras_tinynet import blocks as B
 from keras_tinynet import weights as weights_io
 from keras_tinynet.counting import count
 from keras_tinynet.spec import IMAGENET_PREPROCESSING, PRESETS, NetworkSpec, get_spec
-from keras_tinynet.tiny_formula import tiny_formula
+from keras_tinynet.formula import tiny_formula
 
 MIN_SIZE = 32
 
@@ -132,7 +132,7 @@ def feature_pyramid(model: keras.Model) -> keras.Model:
     if len(ends) != 5:
         raise ValueError(f"`model` {model.name!r} has {len(ends)} feature stages; a GhostNet has 5.")
     outputs = {f"P{level}": as_float32(model.get_layer(end).output, f"P{level}") for level, end in enumerate(ends, 1)}
-    return keras.Model(model.inputs, outputs, name=f"{model.name}_pyramid")
+    return keras.Model(model.input, outputs, name=f"{model.name}_pyramid")
 
 
 def _resolve_spec(spec, flops) -> NetworkSpec:

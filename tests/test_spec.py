@@ -155,7 +155,7 @@ def test_unknown_variant_lists_the_available_ones():
 
 def test_plain_modules_do_not_import_tensorflow():
     run_python(
-        "import sys, keras_tinynet.spec, keras_tinynet.counting, keras_tinynet.tiny_formula, keras_tinynet.convert;"
+        "import sys, keras_tinynet.spec, keras_tinynet.counting, keras_tinynet.formula, keras_tinynet.convert;"
         "import keras_tinynet.__main__;"
         "bad = [m for m in ('tensorflow', 'keras', 'torch') if m in sys.modules]; assert not bad, bad"
     )

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from keras_tinynet.counting import count
-from keras_tinynet.tiny_formula import (
+from keras_tinynet.formula import (
     TINYNET_POINTS,
     GaussianProcess,
     base_flops,
