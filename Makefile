@@ -14,9 +14,9 @@ $(VENV)/.installed: setup.py
 	$(BIN)/pip install -q -e ".[$(EXTRAS)]"
 	touch $@
 
-# The main job.
+# The main job: train GhostNet-D on the embedded digits (rerun to resume; `python -m keras_tinynet` prints the model table).
 train: venv
-	$(BIN)/python -m keras_tinynet
+	$(BIN)/python scripts/train.py
 
 # The whole test suite, slow tests included (CI runs this through .ci/run).
 test: venv

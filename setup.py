@@ -26,6 +26,9 @@ setup(
         "absl-py",
         "numpy",
         "h5py",
+        "tensorboard",  # TF 2.21 no longer installs it; keras.callbacks.TensorBoard needs it
+        "scikit-learn",  # ships the embedded training data (handwritten digits)
+        "pillow",
     ],
     extras_require={
         "dev": ["pytest", "pytest-timeout", "hypothesis", "jax[cpu]"],

@@ -206,7 +206,9 @@ def random_resized_crop(image, size: int, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3
         use_image_if_no_bounding_boxes=True,
     )
     crop = tf.slice(image, begin, crop_size)
-    return tf.image.resize(tf.cast(crop, tf.float32), (size, size), method="bicubic")
+    resized = tf.image.resize(tf.cast(crop, tf.float32), (size, size), method="bicubic")
+    resized.set_shape([size, size, 3])
+    return resized
 
 
 def color_jitter(image, strength: float):

@@ -130,16 +130,16 @@ def _spec(config: TrainConfig):
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
     """mirrored: all local GPUs, else all logical CPUs; multi_worker: from TF_CONFIG; one_device; tpu."""
+    if name == "multi_worker":  # first: collective ops must be configured before TensorFlow starts
+        if "TF_CONFIG" not in os.environ:
+            raise TrainingError("`strategy`='multi_worker' needs the TF_CONFIG environment variable (cluster and task).")
+        return tf.distribute.MultiWorkerMirroredStrategy()
     gpus = tf.config.list_logical_devices("GPU")
     if name == "mirrored":
         if gpus:
             return tf.distribute.MirroredStrategy()
         cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
         return tf.distribute.MirroredStrategy(devices=cpus, cross_device_ops=tf.distribute.ReductionToOneDevice())
-    if name == "multi_worker":
-        if "TF_CONFIG" not in os.environ:
-            raise TrainingError("`strategy`='multi_worker' needs the TF_CONFIG environment variable (cluster and task).")
-        return tf.distribute.MultiWorkerMirroredStrategy()
     if name == "one_device":
         return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
     try:
@@ -325,15 +325,32 @@ class EpochRecorder(keras.callbacks.Callback):
                                                           "config": self.config_dict})
 
 
+def _work_around_keras_multi_worker_bugs(model: keras.Model, image_size: int, num_classes: int) -> None:
+    """Makes Keras 3's `fit`/`evaluate` run under MultiWorkerMirroredStrategy (keras-team/keras#20585).
+
+    Two steps of Keras 3 fail there: before training it reduces one distributed batch across workers to
+    learn its shapes ("Attempt to convert a value (PerReplica ...)"), and after each step it reduces the
+    scalar logs along an axis they do not have ("Invalid reduction dimension 0"). So the model, loss,
+    metrics and optimizer are built here from the known shapes, and the logs are reduced over the local
+    replicas: Keras' metrics are already summed across all workers, so every worker logs the same values.
+    """
+    from keras.src.backend.tensorflow import trainer as tf_trainer
+
+    with model.distribute_strategy.scope():
+        model._symbolic_build(data_batch=(tf.zeros([1, image_size, image_size, 3]), tf.zeros([1, num_classes])))
+    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
+    tf_trainer._collective_all_reduce_multi_worker = lambda strategy: False
+
+
 def train(config: TrainConfig, verbose: int | str = "auto") -> dict:
     """Trains (or resumes) a run and returns its summary; writes everything under `config.model_dir`."""
     started = time.time()
     config = resolve(config)
+    strategy = make_strategy(config.strategy)
     if config.mixed_precision:
         keras.mixed_precision.set_global_policy(
-            "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
+            "mixed_float16" if tf.config.list_logical_devices("GPU") else "mixed_bfloat16"
         )
-    strategy = make_strategy(config.strategy)
     replicas = strategy.num_replicas_in_sync
     if config.batch_size % replicas:
         raise TrainingError(
@@ -364,6 +381,12 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> dict:
 
     with strategy.scope():
         model = build_model(config, dataset.num_classes)
+        if replicas > 1:
+            # Batch statistics over the global batch (the paper's TPU training does the same): small
+            # per-replica batches stay well normalized and every replica keeps the same BN statistics.
+            for layer in model.layers:
+                if isinstance(layer, keras.layers.BatchNormalization):
+                    layer.synchronized = True
         model.compile(
             optimizer=make_optimizer(config, model, steps_per_epoch),
             loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
@@ -371,6 +394,8 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> dict:
                      keras.metrics.TopKCategoricalAccuracy(k=5, name="top5")],
             jit_compile=config.jit_compile,
         )
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        _work_around_keras_multi_worker_bugs(model, config.image_size, dataset.num_classes)
 
     history, initial_epoch = [], 0
     latest = checkpoints.latest()
@@ -419,7 +444,8 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> dict:
         "dataset": {"name": dataset.name, "classes": dataset.num_classes, "train_examples": dataset.train_examples,
                     "eval_examples": dataset.eval_examples},
         "strategy": {"name": config.strategy, "replicas": replicas, "global_batch": config.batch_size,
-                     "per_replica_batch": config.batch_size // replicas, "task": task},
+                     "per_replica_batch": config.batch_size // replicas, "synchronized_bn": replicas > 1,
+                     "task": task},
         "steps_per_epoch": steps_per_epoch,
         "history": history,
         "final_metrics": final_metrics,

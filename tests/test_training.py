@@ -1,0 +1,234 @@
+"""scripts/train.py and scripts/evaluate.py end to end: the embedded default, strategies, resume, errors."""
+
+import json
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from conftest import run_python
+from test_data import write_image_folder
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+TRAIN = str(ROOT / "scripts" / "train.py")
+EVALUATE = str(ROOT / "scripts" / "evaluate.py")
+# A few quick steps of GhostNet-D at 32x32: enough to exercise the machinery, not to learn digits.
+QUICK = ["--image_size", "32", "--batch_size", "16", "--warmup_epochs", "0"]
+
+TWO_CPUS = """
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+"""
+
+
+def run(script, *args, env=None, timeout=900):
+    return subprocess.run([sys.executable, script, *args], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})}, cwd=ROOT)
+
+
+def summary(model_dir, worker=None):
+    path = pathlib.Path(model_dir) / ("workers/" + worker if worker else "") / "summary.json"
+    return json.loads(path.read_text())
+
+
+def assert_clean_error(result, message):
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert message in result.stderr, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+
+
+@pytest.fixture(scope="session")
+def default_run(tmp_path_factory):
+    """The README's main job: `scripts/train.py` with no flags but the run directory."""
+    model_dir = tmp_path_factory.mktemp("default") / "run"
+    started = time.perf_counter()
+    result = run(TRAIN, "--model_dir", str(model_dir))
+    assert result.returncode == 0, result.stderr[-5000:]
+    return model_dir, result, time.perf_counter() - started
+
+
+@pytest.mark.slow
+def test_default_run_reaches_95_percent_and_writes_everything(default_run):
+    model_dir, result, seconds = default_run
+    run_summary = summary(model_dir)
+    assert run_summary["final_metrics"]["top1"] >= 0.95
+    assert [h["epoch"] for h in run_summary["history"]] == list(range(1, 16))
+    assert seconds < 600
+    assert "validation top-1" in result.stdout and str(model_dir / "final" / "ema.weights.h5") in result.stdout
+    for name in ("final/ema.weights.h5", "final/model.keras", "summary.json", "checkpoints/epoch-0015/state.json"):
+        assert (model_dir / name).is_file(), name
+    assert any((model_dir / "logs").rglob("events.out.tfevents.*"))
+    assert run_summary["images_per_second"] > 0 and run_summary["config"]["optimizer"] == "rmsprop"
+    assert len(list((model_dir / "checkpoints").iterdir())) == 2  # the newest two are kept
+
+
+@pytest.mark.slow
+def test_rerunning_the_default_resumes_instead_of_starting_over(default_run):
+    model_dir, _, first_seconds = default_run
+    before = summary(model_dir)
+    result = run(TRAIN, "--model_dir", str(model_dir))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Resuming from" in result.stdout and "(epoch 15 of 15)" in result.stdout
+    after = summary(model_dir)
+    assert after["history"] == before["history"]
+    assert after["final_metrics"]["top1"] == pytest.approx(before["final_metrics"]["top1"])
+    assert after["weights_sha256"] == before["weights_sha256"]
+
+
+@pytest.mark.slow
+def test_evaluate_script_on_the_trained_weights(default_run):
+    model_dir, _, _ = default_run
+    result = run(EVALUATE, "--weights", str(model_dir / "final" / "ema.weights.h5"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads(result.stdout[result.stdout.index("{"):])
+    assert metrics["examples"] == 360 and metrics["top1"] == pytest.approx(summary(model_dir)["final_metrics"]["top1"])
+    assert metrics["top5"] >= metrics["top1"] and metrics["loss"] > 0
+    missing = run(EVALUATE, "--weights", str(model_dir / "nothing.weights.h5"))
+    assert_clean_error(missing, "Weights file not found")
+
+
+@pytest.mark.slow
+def test_mirrored_strategy_splits_the_global_batch_between_two_replicas(tmp_path):
+    code = TWO_CPUS + f"""
+from keras_tinynet import training, data
+strategy = training.make_strategy("mirrored")
+batches = data.pipeline(data.load("digits"), True, 32, 32)
+images, _ = next(iter(strategy.experimental_distribute_dataset(batches)))
+print("per-replica", [int(t.shape[0]) for t in strategy.experimental_local_results(images)])
+config = training.TrainConfig(image_size=32, batch_size=32, epochs=3, steps_per_epoch=10, warmup_epochs=0,
+                              model_dir={str(tmp_path)!r})
+training.train(config, verbose=0)
+"""
+    result = run_python(code)
+    assert "per-replica [16, 16]" in result.stdout
+    run_summary = summary(tmp_path)
+    assert run_summary["strategy"] == {"name": "mirrored", "replicas": 2, "global_batch": 32,
+                                       "per_replica_batch": 16, "synchronized_bn": True, "task": "worker-0"}
+    losses = [h["loss"] for h in run_summary["history"]]
+    assert losses[-1] < losses[0]
+
+
+def test_batch_size_not_divisible_by_the_replicas(tmp_path):
+    code = TWO_CPUS + f"""
+from keras_tinynet import training
+try:
+    training.train(training.TrainConfig(batch_size=15, model_dir={str(tmp_path)!r}))
+except training.TrainingError as error:
+    print("ERROR", error)
+"""
+    assert ("ERROR `batch_size`=15 is not divisible by the 2 replicas of the 'mirrored' strategy; use a "
+            "multiple of 2.") in run_python(code).stdout
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_multi_worker_mirrored_strategy_two_processes(tmp_path):
+    workers = [f"127.0.0.1:{free_port()}" for _ in range(2)]
+    args = [TRAIN, "--strategy", "multi_worker", "--epochs", "2", "--steps_per_epoch", "3", *QUICK,
+            "--model_dir", str(tmp_path)]
+    processes, logs = [], []
+    for index in range(2):
+        tf_config = json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})
+        log = open(tmp_path / f"worker-{index}.log", "w+")  # files, not pipes: a full pipe would stall a worker
+        logs.append(log)
+        processes.append(subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                          env={**os.environ, "TF_CONFIG": tf_config}))
+    try:
+        for process in processes:
+            process.wait(timeout=600)
+    finally:
+        for process in processes:
+            process.kill()
+    for process, log in zip(processes, logs):
+        log.seek(0)
+        assert process.returncode == 0, log.read()[-4000:]
+        log.close()
+    chief, other = summary(tmp_path), summary(tmp_path, "worker-1")
+    assert chief["strategy"]["replicas"] == 2 and chief["strategy"]["per_replica_batch"] == 8
+    assert chief["weights_sha256"] == other["weights_sha256"]
+    assert (tmp_path / "final" / "ema.weights.h5").is_file()
+    assert not (tmp_path / "workers" / "worker-1" / "final").exists()  # only the chief exports
+
+
+@pytest.mark.slow
+def test_sigkill_mid_epoch_then_the_same_command_finishes_the_same_epochs(tmp_path):
+    args = [TRAIN, "--epochs", "3", "--steps_per_epoch", "12", *QUICK, "--model_dir", str(tmp_path)]
+    process = subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = tmp_path / "checkpoints" / "epoch-0001"
+    deadline = time.time() + 300
+    while not first.exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    assert first.exists(), "no checkpoint after the first epoch"
+    time.sleep(0.5)  # inside epoch 2
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    killed_at = sorted(p.name for p in (tmp_path / "checkpoints").iterdir() if p.name.startswith("epoch-"))
+    assert killed_at[-1] in ("epoch-0001", "epoch-0002") and not (tmp_path / "summary.json").exists()
+    result = run(*args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Resuming from" in result.stdout
+    assert [h["epoch"] for h in summary(tmp_path)["history"]] == [1, 2, 3]
+
+
+@pytest.mark.slow
+def test_resuming_with_other_settings_is_refused(tmp_path):
+    args = ["--epochs", "1", "--steps_per_epoch", "2", *QUICK, "--model_dir", str(tmp_path)]
+    assert run(TRAIN, *args).returncode == 0
+    assert_clean_error(run(TRAIN, *args[:-2], "--model", "ghostnet_c", "--model_dir", str(tmp_path)),
+                       "holds a run with other settings (model: was 'ghostnet_d', now 'ghostnet_c')")
+
+
+@pytest.mark.slow
+def test_nan_loss_stops_with_a_clear_message(tmp_path):
+    result = run(TRAIN, "--optimizer", "sgd", "--learning_rate", "1e30", "--ema_momentum", "0", "--epochs", "2",
+                 "--steps_per_epoch", "6", *QUICK, "--model_dir", str(tmp_path))
+    assert_clean_error(result, "The loss became NaN in epoch 1")
+    assert not (tmp_path / "checkpoints").exists() or not any((tmp_path / "checkpoints").glob("epoch-*"))
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--dataset", "imagenet20120"], "Unknown dataset `dataset`='imagenet20120'"),
+        (["--randaugment", "2"], "`--randaugment` must be N,M"),
+        (["--batch_size", "4000"], "`batch_size`=4000 is larger than the 1437 training images"),
+    ],
+)
+def test_bad_flags_give_clear_messages(args, message, tmp_path):
+    assert_clean_error(run(TRAIN, *args, "--model_dir", str(tmp_path)), message)
+
+
+@pytest.mark.parametrize("problem", ["corrupt", "empty"])
+def test_bad_image_folders_give_clear_messages(problem, tmp_path):
+    root = write_image_folder(tmp_path / "images")
+    if problem == "corrupt":
+        (root / "train" / "cat" / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+        message = "cannot be decoded"
+    else:
+        (root / "validation" / "fish").mkdir()
+        message = "holds no images"
+    assert_clean_error(run(TRAIN, "--dataset", f"folder:{root}", "--model_dir", str(tmp_path / "run")), message)
+
+
+@pytest.mark.slow
+def test_image_folder_trains_with_randaugment_and_hswish(tmp_path):
+    root = write_image_folder(tmp_path / "images", per_class=8)
+    result = run(TRAIN, "--dataset", f"folder:{root}", "--activation", "hard_swish", "--randaugment", "2,9",
+                 "--epochs", "2", "--batch_size", "8", "--image_size", "48", "--model_dir", str(tmp_path / "run"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_summary = summary(tmp_path / "run")
+    assert run_summary["dataset"]["classes"] == 2 and run_summary["steps_per_epoch"] == 2
+    assert run_summary["config"]["randaugment"] == [2, 9]
+    assert np.isfinite(run_summary["final_metrics"]["loss"])
