@@ -73,7 +73,7 @@ class TrainConfig:
 # The published TinyNet recipe (ImageNet, 450 epochs at batch 1024) and the embedded default, whose
 # 1,437 tiny training images need fewer epochs, a smaller batch and gentler crops (no flips: digits).
 PAPER_RECIPE = dict(epochs=450, batch_size=1024, warmup_epochs=3.0, crop_min_scale=0.08, flip=True)
-DIGITS_RECIPE = dict(epochs=15, batch_size=64, warmup_epochs=1.0, crop_min_scale=0.35, flip=False, image_size=64)
+DIGITS_RECIPE = dict(epochs=12, batch_size=64, warmup_epochs=1.0, crop_min_scale=0.35, flip=False, image_size=48)
 OPTIMIZER_RECIPES = {
     "rmsprop": dict(learning_rate=0.048, weight_decay=1e-5),  # TinyNet (MindSpore)
     "sgd": dict(learning_rate=0.4, weight_decay=4e-5),  # GhostNet: momentum 0.9, cosine

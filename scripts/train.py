@@ -24,11 +24,11 @@ F = flags.FLAGS
 flags.DEFINE_enum("model", "ghostnet_d", list(PRESETS), "Variant to train (A..D or an original GhostNet).")
 flags.DEFINE_float("flops", None, "Train a GhostNet of this FLOPs budget (tiny formula) instead of --model.")
 flags.DEFINE_enum("activation", "relu", ["relu", "hard_swish"], "relu, or hard_swish for the paper's '+ HSwish' rows.")
-flags.DEFINE_integer("image_size", None, "Input size (default: the variant's; 64 for the embedded digits).")
+flags.DEFINE_integer("image_size", None, "Input size (default: the variant's; 48 for the embedded digits).")
 flags.DEFINE_string("dataset", "digits", "'digits' (embedded), 'folder:/path' (ImageFolder layout) or a tfds name.")
 flags.DEFINE_string("data_dir", None, "tensorflow-datasets data directory.")
 flags.DEFINE_string("manual_dir", None, "Directory of manually downloaded archives (imagenet2012).")
-flags.DEFINE_integer("epochs", None, "Epochs (recipe: 450; digits: 15).")
+flags.DEFINE_integer("epochs", None, "Epochs (recipe: 450; digits: 12).")
 flags.DEFINE_integer("batch_size", None, "Global batch size, split between the replicas (recipe: 1024; digits: 64).")
 flags.DEFINE_integer("steps_per_epoch", None, "Steps per epoch (default: one pass over the training split).")
 flags.DEFINE_enum("optimizer", "rmsprop", list(training.OPTIMIZERS), "rmsprop (the recipe), sgd or adamw.")
@@ -92,7 +92,8 @@ def report(summary: dict) -> str:
 
 def main(argv):
     del argv
-    summary = run_cleanly(lambda: training.train(config_from_flags()))
+    verbose = 1 if sys.stdout.isatty() else 2  # a progress bar on terminals, a line per epoch in logs
+    summary = run_cleanly(lambda: training.train(config_from_flags(), verbose=verbose))
     print(report(summary))
 
 
