@@ -1,4 +1,4 @@
-"""Weights I/O: reading .weights.h5, .keras and Keras 2 .h5 files by layer name, and the registry.
+"""Weights I/O: reading .weights.h5, .keras and Keras 2 .h5 files by layer name; weights="imagenet".
 
 Every file is first read into `{layer name: [arrays]}` and then assigned by `assign_by_name`, the one
 checked path that also takes converted timm checkpoints. It checks every shape before it assigns any,
@@ -11,11 +11,12 @@ import json
 import os
 import re
 import zipfile
-from importlib import resources
 
 import h5py
 import keras
 import numpy as np
+
+from keras_tinynet import registry as registry_lib
 
 WeightsByLayer = dict[str, list[np.ndarray]]
 
@@ -134,23 +135,26 @@ def _functional_layer_order(config: dict, path: str) -> list[tuple[str, str]]:
 
 
 def registry() -> dict:
-    """The weights registry shipped with the package: variant -> include_top -> entry."""
-    text = resources.files("keras_tinynet").joinpath("resources/weights_registry.json").read_text()
-    return json.loads(text)["weights"]
+    """The weights registry in use (see `keras_tinynet.registry`): variant -> "top"/"notop" -> entry."""
+    return registry_lib.registry()
 
 
-def load_imagenet_weights(model: keras.Model, variant: str, include_top: bool) -> None:
-    """Loads the registered ImageNet checkpoint of `variant`; never leaves random weights silently."""
-    kind = "top" if include_top else "notop"
-    entry = registry().get(variant, {}).get(kind)
-    if entry is None:
-        available = sorted(f"{name} ({', '.join(kinds)})" for name, kinds in registry().items()) or ["none"]
-        raise ValueError(
-            f"No ImageNet weights are registered for {variant!r} with include_top={include_top}. "
-            f"Registered: {', '.join(available)}. No public ImageNet checkpoint of GhostNet-A..D exists; "
-            "train one with scripts/train.py, or pass weights=None for random initialization."
-        )
-    path = keras.utils.get_file(
-        fname=entry["file"], origin=entry["url"], file_hash=entry["sha256"], cache_subdir="models/keras_tinynet"
-    )
-    load_weights(model, path)
+def load_imagenet_weights(
+    model: keras.Model,
+    variant: str,
+    include_top: bool,
+    *,
+    registry_path: str | os.PathLike | None = None,
+    cache_dir: str | os.PathLike | None = None,
+) -> None:
+    """Loads the registered ImageNet weights of `variant`; never leaves random weights silently.
+
+    Downloads (or finds in the Keras cache) the sha256-verified file of the registry entry for
+    `variant` and `include_top` (see `keras_tinynet.registry` for the registry, the mirror and the
+    cache), then assigns it by layer name. Raises ValueError where no entry is registered or the file
+    does not fit the model, `registry.WeightsDownloadError` where it cannot be fetched or verified.
+    """
+    resolved = registry_lib.resolve_entry(variant, include_top, registry_path)
+    path = registry_lib.fetch(resolved, cache_dir)
+    source = f"the ImageNet weights of {variant!r} ({resolved.url}, cached at {path})"
+    assign_by_name(model, read_weights(path, model), source=source)
