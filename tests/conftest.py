@@ -29,9 +29,9 @@ def rng():
 
 @functools.cache
 def _built(variant: str, **kwargs):
-    import keras_tinynet
+    from keras_tinynet.models import VARIANTS
 
-    return keras_tinynet.models.VARIANTS[variant](**kwargs)
+    return VARIANTS[variant](**kwargs)
 
 
 @pytest.fixture(scope="session")
