@@ -134,11 +134,6 @@ def _functional_layer_order(config: dict, path: str) -> list[tuple[str, str]]:
         raise ValueError(f"{path!r} does not hold a functional Keras model ({error!r} missing).") from None
 
 
-def registry() -> dict:
-    """The weights registry in use (see `keras_tinynet.registry`): variant -> "top"/"notop" -> entry."""
-    return registry_lib.registry()
-
-
 def load_imagenet_weights(
     model: keras.Model,
     variant: str,
