@@ -102,7 +102,7 @@ strategy = training.make_strategy("mirrored")
 batches = data.pipeline(data.load("digits"), True, 32, 32)
 images, _ = next(iter(strategy.experimental_distribute_dataset(batches)))
 print("per-replica", [int(t.shape[0]) for t in strategy.experimental_local_results(images)])
-config = training.TrainConfig(image_size=32, batch_size=32, epochs=3, steps_per_epoch=10, warmup_epochs=0,
+config = training.TrainConfig(image_size=32, batch_size=32, epochs=2, steps_per_epoch=8, warmup_epochs=0,
                               model_dir={str(tmp_path)!r})
 training.train(config, verbose=0)
 """
