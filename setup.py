@@ -33,7 +33,8 @@ setup(
     extras_require={
         "dev": ["pytest", "pytest-timeout", "hypothesis", "jax[cpu]"],
         "parity": ["torch==2.14.1", "torchvision==0.29.1", "timm", "safetensors"],
-        "hub": ["tensorflow-hub", "tf-keras"],
+        "hub": ["tensorflow-hub", "tf-keras", "setuptools<81"],  # tensorflow_hub imports pkg_resources
+        "export": ["tf2onnx>=1.17", "onnxruntime", "ai-edge-litert"],
     },
     entry_points={"console_scripts": ["keras-tinynet=keras_tinynet.__main__:main"]},
 )

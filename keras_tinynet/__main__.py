@@ -11,7 +11,7 @@ import sys
 
 from keras_tinynet.counting import count
 from keras_tinynet.spec import PRESETS, get_spec
-from keras_tinynet.formula import tiny_formula
+from keras_tinynet.formula import parse_flops, tiny_formula
 
 BUILDERS = {
     "ghostnet_a": "GhostNetA", "ghostnet_b": "GhostNetB", "ghostnet_c": "GhostNetC", "ghostnet_d": "GhostNetD",
@@ -36,20 +36,16 @@ def model_table() -> str:
     return "\n".join(lines)
 
 
-def parse_flops(text: str) -> float:
-    """'200M', '0.3G' or '2e8' -> FLOPs."""
-    units = {"K": 1e3, "M": 1e6, "G": 1e9}
+def flops_argument(text: str) -> float:
     try:
-        if text[-1:].upper() in units:
-            return float(text[:-1]) * units[text[-1].upper()]
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--flops must be a number such as 200M, 0.3G or 2e8; received {text!r}") from None
+        return parse_flops(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m keras_tinynet", description=__doc__.splitlines()[0])
-    parser.add_argument("--flops", type=parse_flops, help="show the GhostNet the tiny formula builds for this budget")
+    parser.add_argument("--flops", type=flops_argument, help="show the GhostNet the tiny formula builds for this budget")
     parser.add_argument("--spec", choices=sorted(PRESETS), help="print the block table of a variant")
     args = parser.parse_args(argv)
     if args.flops is not None:

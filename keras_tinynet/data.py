@@ -14,6 +14,7 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import difflib
+import math
 import os
 
 import numpy as np
@@ -233,17 +234,37 @@ def train_preprocess(image, size: int, augmentation: Augmentation, randaugment=N
     return image
 
 
-def eval_preprocess(image, size: int, crop_pct: float = IMAGENET_PREPROCESSING.crop_pct):
-    """Resize the shorter side to size / crop_pct (bicubic), then take the central size x size crop."""
-    shape = tf.cast(tf.shape(image)[:2], tf.float32)
-    scale = tf.math.ceil(size / crop_pct) / tf.reduce_min(shape)
-    resized_shape = tf.cast(tf.math.round(shape * scale), tf.int32)
-    image = tf.image.resize(tf.cast(image, tf.float32), resized_shape, method="bicubic")
-    top = (resized_shape[0] - size) // 2
-    left = (resized_shape[1] - size) // 2
-    image = image[top: top + size, left: left + size]
-    image.set_shape([size, size, 3])
-    return tf.clip_by_value(image, 0.0, 255.0)
+def resize_size(height, width, image_size: int, crop_pct: float = IMAGENET_PREPROCESSING.crop_pct):
+    """(height, width) after resizing the shorter side to floor(image_size / crop_pct), as timm's eval does.
+
+    torchvision's rule: the long side becomes int(scale_size * long / short). Works on ints or int tensors.
+    """
+    scale_size = tf.constant(math.floor(image_size / crop_pct), tf.float64)
+    h64, w64 = tf.cast(height, tf.float64), tf.cast(width, tf.float64)
+    width_is_short = width <= height
+    new_h = tf.where(width_is_short, tf.floor(scale_size * h64 / w64), scale_size)
+    new_w = tf.where(width_is_short, scale_size, tf.floor(scale_size * w64 / h64))
+    return tf.cast(new_h, tf.int32), tf.cast(new_w, tf.int32)
+
+
+def eval_preprocess(image, image_size: int, crop_pct: float = IMAGENET_PREPROCESSING.crop_pct):
+    """One decoded image [h, w, 3] (any dtype, values in [0, 255]) -> float32 [size, size, 3] in [0, 255].
+
+    The eval transform of the family (timm `transforms_imagenet_eval`): resize the shorter side to
+    floor(size / crop_pct) with antialiased bicubic interpolation (as PIL does), clip the bicubic
+    overshoot to [0, 255], center-crop size x size (offsets rounded half to even, like Python's round).
+    """
+    image = tf.convert_to_tensor(image)
+    shape = tf.shape(image)
+    new_h, new_w = resize_size(shape[0], shape[1], image_size, crop_pct)
+    resized = tf.image.resize(
+        tf.cast(image, tf.float32)[None], tf.stack([new_h, new_w]), method="bicubic", antialias=True
+    )[0]
+    resized = tf.clip_by_value(resized, 0.0, 255.0)
+    top = tf.cast(tf.round(tf.cast(new_h - image_size, tf.float64) / 2.0), tf.int32)
+    left = tf.cast(tf.round(tf.cast(new_w - image_size, tf.float64) / 2.0), tf.int32)
+    cropped = resized[top : top + image_size, left : left + image_size]
+    return tf.ensure_shape(cropped, [image_size, image_size, 3])
 
 
 def pipeline(

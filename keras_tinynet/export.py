@@ -22,7 +22,6 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import hashlib
-import importlib
 import json
 import math
 import os
@@ -42,6 +41,8 @@ from keras_tinynet import __version__
 from keras_tinynet import models
 from keras_tinynet import weights as weights_io
 from keras_tinynet.counting import count
+from keras_tinynet.data import eval_preprocess, resize_size
+from keras_tinynet.formula import parse_flops, tiny_formula
 from keras_tinynet.imagenet import class_names
 from keras_tinynet.spec import IMAGENET_PREPROCESSING, PRESETS, NetworkSpec, get_spec
 
@@ -110,7 +111,10 @@ def resolve_spec(variant: str | None = None, flops: float | None = None, spec=No
     if flops is not None:
         if isinstance(flops, bool) or not isinstance(flops, (int, float)) or not flops > 0:
             raise ValueError(f"`flops` must be a positive number such as 200e6; received flops={flops!r}.")
-        return _tiny_formula(float(flops)).spec
+        try:
+            return tiny_formula(float(flops)).spec
+        except ValueError as error:
+            raise ValueError(f"`flops`={flops:g}: {error}") from None
     if isinstance(spec, NetworkSpec):
         return spec
     if isinstance(spec, dict):
@@ -125,31 +129,6 @@ def resolve_spec(variant: str | None = None, flops: float | None = None, spec=No
         except (json.JSONDecodeError, TypeError) as error:
             raise ValueError(f"`spec`={path!r} is not a NetworkSpec JSON file: {error}.") from None
     raise ValueError(f"`spec` must be a NetworkSpec, a dict or a JSON file path; received spec={spec!r}.")
-
-
-def parse_flops(text: str | None) -> float | None:
-    """'200M', '0.3G' or '2e8' -> FLOPs (None stays None)."""
-    if text is None:
-        return None
-    units = {"K": 1e3, "M": 1e6, "G": 1e9}
-    try:
-        if text[-1:].upper() in units:
-            return float(text[:-1]) * units[text[-1].upper()]
-        return float(text)
-    except ValueError:
-        raise ValueError(f"`flops` must be a number such as 200M, 0.3G or 2e8; received flops={text!r}.") from None
-
-
-def _tiny_formula(flops: float):
-    # The module was renamed from `tiny_formula` to `formula`; accept both layouts of the package.
-    try:
-        module = importlib.import_module("keras_tinynet.formula")
-    except ModuleNotFoundError:
-        module = importlib.import_module("keras_tinynet.tiny_formula")
-    try:
-        return module.tiny_formula(flops)
-    except ValueError as error:
-        raise ValueError(f"`flops`={flops:g}: {error}") from None
 
 
 def read_labels(path: str | os.PathLike) -> tuple[str, ...]:
@@ -209,15 +188,9 @@ def load_exportable(
         if not label_list:
             raise ValueError("`labels` must hold at least one label; received an empty list.")
 
-    # A Keras 3 .weights.h5 file keys layers by class and position, and stochastic-depth Dropout layers
-    # change the position of the shortcut layers: read such a file with a model that has them too (they
-    # are identities at inference, so the export does not change).
-    drop_connect_rate = 0.1 if weights is not None and _has_stochastic_depth(weights) else 0.0
-
     def build(classes: int) -> keras.Model:
         return models.GhostNet(
             spec, input_shape=(size, size, 3), classes=classes, activation=activation,
-            drop_connect_rate=drop_connect_rate,
             name=name or (spec.name + ("_hswish" if activation == "hard_swish" else "")),
         )
 
@@ -242,64 +215,9 @@ def load_exportable(
     return Exportable(model, spec, size, label_list, activation, weights)
 
 
-def _has_stochastic_depth(path: str) -> bool:
-    """Whether a Keras 3 .weights.h5 file was saved from a model with stochastic-depth layers (`blockN_drop`).
-
-    Keras 3.15 records each layer's name as the `name` attribute of its `vars` group.
-    """
-    if not path.endswith(".weights.h5"):
-        return False
-    import h5py
-
-    try:
-        with h5py.File(path, "r") as store:
-            if "layers" not in store:
-                return False
-            return any(
-                re.fullmatch(r"block\d+_drop", str(group["vars"].attrs.get("name", "")))
-                for key, group in store["layers"].items()
-                if key.startswith("dropout") and "vars" in group
-            )
-    except OSError as error:
-        raise ValueError(f"`weights`={path!r} could not be read as a Keras weights file: {error}") from None
-
-
 # ---------------------------------------------------------------------------------------------------
 # Eval preprocessing in TensorFlow ops (shared by serving_bytes and the representative datasets)
 # ---------------------------------------------------------------------------------------------------
-
-
-def resize_size(height, width, image_size: int, crop_pct: float = IMAGENET_PREPROCESSING.crop_pct):
-    """(height, width) after resizing the shorter side to floor(image_size / crop_pct), as timm's eval does.
-
-    torchvision's rule: the long side becomes int(scale_size * long / short). Works on ints or int tensors.
-    """
-    scale_size = tf.constant(math.floor(image_size / crop_pct), tf.float64)
-    h64, w64 = tf.cast(height, tf.float64), tf.cast(width, tf.float64)
-    width_is_short = width <= height
-    new_h = tf.where(width_is_short, tf.floor(scale_size * h64 / w64), scale_size)
-    new_w = tf.where(width_is_short, scale_size, tf.floor(scale_size * w64 / h64))
-    return tf.cast(new_h, tf.int32), tf.cast(new_w, tf.int32)
-
-
-def eval_preprocess(image, image_size: int, crop_pct: float = IMAGENET_PREPROCESSING.crop_pct):
-    """One decoded image [h, w, 3] (any dtype, values in [0, 255]) -> float32 [size, size, 3] in [0, 255].
-
-    The eval transform of the family (timm `transforms_imagenet_eval`): resize the shorter side to
-    floor(size / crop_pct) with antialiased bicubic interpolation (as PIL does), clip the bicubic
-    overshoot to [0, 255], center-crop size x size (offsets rounded half to even, like Python's round).
-    """
-    image = tf.convert_to_tensor(image)
-    shape = tf.shape(image)
-    new_h, new_w = resize_size(shape[0], shape[1], image_size, crop_pct)
-    resized = tf.image.resize(
-        tf.cast(image, tf.float32)[None], tf.stack([new_h, new_w]), method="bicubic", antialias=True
-    )[0]
-    resized = tf.clip_by_value(resized, 0.0, 255.0)
-    top = tf.cast(tf.round(tf.cast(new_h - image_size, tf.float64) / 2.0), tf.int32)
-    left = tf.cast(tf.round(tf.cast(new_w - image_size, tf.float64) / 2.0), tf.int32)
-    cropped = resized[top : top + image_size, left : left + image_size]
-    return tf.ensure_shape(cropped, [image_size, image_size, 3])
 
 
 _MAGIC = {

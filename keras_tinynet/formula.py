@@ -181,6 +181,19 @@ def _solve_width(architecture: Architecture, size: int, depth: float, budget: fl
     return min(network(low), network(high), key=lambda c: abs(c.error))
 
 
+def parse_flops(text: str | None) -> float | None:
+    """'200M', '0.3G' or '2e8' -> FLOPs (None stays None)."""
+    if text is None:
+        return None
+    units = {"K": 1e3, "M": 1e6, "G": 1e9}
+    try:
+        if text[-1:].upper() in units:
+            return float(text[:-1]) * units[text[-1].upper()]
+        return float(text)
+    except ValueError:
+        raise ValueError(f"`flops` must be a number such as 200M, 0.3G or 2e8; received flops={text!r}.") from None
+
+
 def _check_number(name: str, value) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
         raise ValueError(f"`{name}` must be a positive finite number; received {value!r}.")

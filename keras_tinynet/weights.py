@@ -97,9 +97,18 @@ def _to_snake_case(name: str) -> str:
 
 
 def _read_keras3_store(store: h5py.File, order: list[tuple[str, str]]) -> WeightsByLayer:
-    """Maps the `layers/<class>_<n>/vars/<i>` entries of a Keras 3 store back to layer names."""
+    """Maps the `layers/<class>_<n>/vars/<i>` entries of a Keras 3 store back to layer names.
+
+    Keras 3.15 and later record each layer's name on its `vars` group: then the names are read directly,
+    so layers that exist in one build and not in another (stochastic-depth dropouts) cannot shift the
+    mapping. Older files are matched by position, the way Keras itself loads them.
+    """
     if "layers" not in store:
         raise ValueError("The weights file has no 'layers' group: it was not saved from a functional model.")
+    groups = {key: group["vars"] for key, group in store["layers"].items() if "vars" in group and len(group["vars"])}
+    named = {key: variables.attrs.get("name") for key, variables in groups.items()}
+    if all(named.values()):
+        return {_text(named[key]): _arrays(variables) for key, variables in groups.items()}
     used: dict[str, int] = {}
     weights = {}
     for class_name, layer_name in order:
@@ -109,19 +118,24 @@ def _read_keras3_store(store: h5py.File, order: list[tuple[str, str]]) -> Weight
             key = f"{key}_{used[key]}"
         else:
             used[key] = 0
-        group = store["layers"].get(key)
-        if group is not None and "vars" in group and len(group["vars"]):
-            variables = group["vars"]
-            weights[layer_name] = [np.asarray(variables[str(i)]) for i in range(len(variables))]
+        if key in groups:
+            weights[layer_name] = _arrays(groups[key])
     return weights
+
+
+def _arrays(variables) -> list[np.ndarray]:
+    return [np.asarray(variables[str(i)]) for i in range(len(variables))]
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _read_legacy_store(store) -> WeightsByLayer:
     weights = {}
-    for layer_name in store.attrs["layer_names"]:
-        layer_name = layer_name.decode() if isinstance(layer_name, bytes) else layer_name
+    for layer_name in map(_text, store.attrs["layer_names"]):
         group = store[layer_name]
-        names = [n.decode() if isinstance(n, bytes) else n for n in group.attrs["weight_names"]]
+        names = [_text(n) for n in group.attrs["weight_names"]]
         if names:
             weights[layer_name] = [np.asarray(group[n]) for n in names]
     return weights

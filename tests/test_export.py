@@ -18,7 +18,7 @@ import export_helpers as H
 tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
 
-from keras_tinynet import export  # noqa: E402
+from keras_tinynet import data, export  # noqa: E402
 
 
 # --- arguments -----------------------------------------------------------------------------------
@@ -82,7 +82,7 @@ def test_resize_size_is_torchvision_rule(height, width):
         expected = (int(scale_size * height / width), scale_size)
     else:
         expected = (scale_size, int(scale_size * width / height))
-    new_h, new_w = export.resize_size(height, width, 64, 0.875)
+    new_h, new_w = data.resize_size(height, width, 64, 0.875)
     assert (int(new_h), int(new_w)) == expected
 
 
@@ -94,13 +94,13 @@ def test_resize_size_matches_timm_eval_transform():
     resize = transform.transforms[0]
     for width, height in [(640, 480), (200, 333), (165, 165), (1000, 90)]:
         resized = resize(Image.new("RGB", (width, height)))
-        new_h, new_w = export.resize_size(height, width, 145, 0.875)
+        new_h, new_w = data.resize_size(height, width, 145, 0.875)
         assert resized.size == (int(new_w), int(new_h))
 
 
 def test_eval_preprocess_is_resize_then_center_crop(rng):
     image = rng.uniform(0, 255, (90, 120, 3)).astype("float32")
-    out = export.eval_preprocess(image, 64).numpy()
+    out = data.eval_preprocess(image, 64).numpy()
     # By hand: shorter side 90 -> 73, longer 120 -> int(73 * 120 / 90) = 97, crop offsets round(9/2), round(33/2).
     resized = tf.image.resize(image[None], [73, 97], method="bicubic", antialias=True)[0].numpy()
     top, left = round((73 - 64) / 2), round((97 - 64) / 2)

@@ -204,6 +204,15 @@ def test_weights_of_another_variant_name_the_layer_and_both_shapes(tmp_path):
         keras_tinynet.GhostNetD(weights=str(bad))
 
 
+def test_weights_of_a_stochastic_depth_build_load_into_a_plain_one(rng, tmp_path):
+    """Dropout layers shift Keras' positional keys; the layer names in the file keep the mapping right."""
+    trained = keras_tinynet.GhostNetD(input_shape=(64, 64, 3), drop_connect_rate=0.2)
+    trained.save_weights(tmp_path / "sd.weights.h5")
+    plain = keras_tinynet.GhostNetD(input_shape=(64, 64, 3), weights=str(tmp_path / "sd.weights.h5"))
+    x = images(rng)
+    np.testing.assert_array_equal(plain(x), trained(x, training=False))
+
+
 def test_failed_load_leaves_the_model_untouched(tmp_path):
     from keras_tinynet.weights import load_weights
 
