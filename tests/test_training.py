@@ -110,7 +110,7 @@ training.train(config, verbose=0)
     assert "per-replica [16, 16]" in result.stdout
     run_summary = summary(tmp_path)
     assert run_summary["strategy"] == {"name": "mirrored", "replicas": 2, "global_batch": 32,
-                                       "per_replica_batch": 16, "synchronized_bn": True, "task": "worker-0"}
+                                       "per_replica_batch": 16, "synchronized_bn": False, "task": "worker-0"}
     losses = [h["loss"] for h in run_summary["history"]]
     assert losses[-1] < losses[0]
 
@@ -157,6 +157,7 @@ def test_multi_worker_mirrored_strategy_two_processes(tmp_path):
         log.close()
     chief, other = summary(tmp_path), summary(tmp_path, "worker-1")
     assert chief["strategy"]["replicas"] == 2 and chief["strategy"]["per_replica_batch"] == 8
+    assert chief["strategy"]["synchronized_bn"]
     assert chief["weights_sha256"] == other["weights_sha256"]
     assert (tmp_path / "final" / "ema.weights.h5").is_file()
     assert not (tmp_path / "workers" / "worker-1" / "final").exists()  # only the chief exports
