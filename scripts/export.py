@@ -18,6 +18,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import flags  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import run_flags_main  # noqa: E402
+
 from keras_tinynet import export  # noqa: E402
 from keras_tinynet.spec import PRESETS  # noqa: E402
 
@@ -97,20 +100,7 @@ def run(flag_values: flags.FlagValues = FLAGS) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv if argv is None else argv
-    if any(arg in ("-h", "--help", "-help", "--helpfull") for arg in argv[1:]):
-        print(f"{__doc__}\nFlags:\n{FLAGS.get_help()}")
-        return 0
-    try:
-        FLAGS.unparse_flags()
-        extra = FLAGS(argv)[1:]
-        if extra:
-            raise ValueError(f"unexpected positional arguments {extra}; every option is a --flag (see --help).")
-        run(FLAGS)
-    except (flags.Error, ValueError) as error:
-        print(f"{os.path.basename(argv[0])}: error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    return run_flags_main(__doc__, FLAGS, run, argv)
 
 
 if __name__ == "__main__":
