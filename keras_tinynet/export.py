@@ -19,6 +19,7 @@ TensorFlow backend only (SavedModel, TFLite and tf2onnx all trace TensorFlow gra
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import hashlib
@@ -487,21 +488,29 @@ def _fsync_tree(root: str) -> None:
         _fsync_dir(directory)
 
 
-def _atomic_write_bytes(path: str, data: bytes) -> None:
+@contextlib.contextmanager
+def _staged_file(path: str):
+    """Yields a hidden temporary path beside `path`; renames it onto `path` when the block succeeds, and
+    removes it when the block fails, so readers see the old file or the whole new one."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.partial-", dir=directory)
+    os.close(handle)
     try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
+        yield temporary
         _publishable(temporary)
         os.replace(temporary, path)
     except BaseException:
         if os.path.exists(temporary):
             os.remove(temporary)
         raise
+
+
+def _atomic_write_bytes(path: str, data: bytes) -> None:
+    with _staged_file(path) as temporary, open(temporary, "wb") as stream:
+        stream.write(data)
+        stream.flush()
+        os.fsync(stream.fileno())
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -1000,25 +1009,15 @@ def make_tarball(saved_model_dir: str, path: str) -> str:
         info.mtime = 0
         return info
 
-    directory = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.partial-", dir=directory)
-    os.close(handle)
-    try:
-        with tarfile.open(temporary, "w:gz") as archive:
-            for root, dirs, files in os.walk(saved_model_dir):
-                dirs.sort()
-                relative_root = os.path.relpath(root, saved_model_dir)
-                if relative_root != ".":
-                    archive.add(root, arcname=relative_root, recursive=False, filter=clean)
-                for file_name in sorted(files):
-                    full = os.path.join(root, file_name)
-                    archive.add(full, arcname=os.path.normpath(os.path.join(relative_root, file_name)), filter=clean)
-        _publishable(temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
+    with _staged_file(path) as temporary, tarfile.open(temporary, "w:gz") as archive:
+        for root, dirs, files in os.walk(saved_model_dir):
+            dirs.sort()
+            relative_root = os.path.relpath(root, saved_model_dir)
+            if relative_root != ".":
+                archive.add(root, arcname=relative_root, recursive=False, filter=clean)
+            for file_name in sorted(files):
+                full = os.path.join(root, file_name)
+                archive.add(full, arcname=os.path.normpath(os.path.join(relative_root, file_name)), filter=clean)
     return path
 
 
