@@ -19,23 +19,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import flags  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import run_flags_main  # noqa: E402
+from _common import define_model_flags, run_flags_main  # noqa: E402
 
 from keras_tinynet import export  # noqa: E402
-from keras_tinynet.spec import PRESETS  # noqa: E402
 
 FORMATS = ("saved_model", "tflite_float32", "tflite_float16", "tflite_int8", "onnx")
 
 FLAGS = flags.FlagValues()
-flags.DEFINE_enum("variant", None, list(PRESETS), "GhostNet variant (one of --variant, --flops, --spec).", flag_values=FLAGS)
-flags.DEFINE_string("flops", None, "FLOPs budget for the tiny formula, e.g. 200M, 0.3G or 2e8.", flag_values=FLAGS)
-flags.DEFINE_string("spec", None, "JSON file of a NetworkSpec (NetworkSpec.to_dict()).", flag_values=FLAGS)
-flags.DEFINE_string("weights", None, "Weights file (.weights.h5, e.g. the training script's EMA weights; .keras; Keras 2 .h5). "
-                    "Without it the weights are random.", flag_values=FLAGS)
-flags.DEFINE_string("labels", None, "Text file with one class label per line (fine-tuned models); ImageNet's are built in.", flag_values=FLAGS)
-flags.DEFINE_integer("image_size", None, "Input size the model was trained at (default: the spec's).", flag_values=FLAGS)
-flags.DEFINE_enum("activation", "relu", list(export.ACTIVATIONS), "Activation the model was trained with.", flag_values=FLAGS)
-flags.DEFINE_string("name", None, "Model name (directory name under --export_dir); default: the spec's name.", flag_values=FLAGS)
+define_model_flags(FLAGS, "Model name (directory name under --export_dir); default: the spec's name.")
 flags.DEFINE_string("export_dir", None, "Base directory: the SavedModel goes to <export_dir>/<name>/<version>/.", flag_values=FLAGS)
 flags.DEFINE_integer("version", None, "TF Serving version number (default: one more than the largest present).", flag_values=FLAGS)
 flags.DEFINE_list("formats", ["saved_model", "tflite_float32", "tflite_float16", "onnx"],
