@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
+import functools
 import hashlib
 import json
 import math
@@ -35,6 +36,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 import tensorflow as tf
+from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
 import keras
 
@@ -45,6 +47,7 @@ from keras_tinynet.counting import count
 from keras_tinynet.data import eval_preprocess, resize_size
 from keras_tinynet.formula import parse_flops, tiny_formula
 from keras_tinynet.imagenet import class_names
+from keras_tinynet.inference import fold_batch_norm
 from keras_tinynet.spec import IMAGENET_PREPROCESSING, PRESETS, NetworkSpec, get_spec
 
 TOP_K = 5
@@ -90,6 +93,11 @@ class Exportable:
     @property
     def name(self) -> str:
         return self.model.name
+
+    @functools.cached_property
+    def inference_model(self) -> keras.Model:
+        """The model with BN folded into its convolutions: what SavedModel, TFLite and ONNX run."""
+        return fold_batch_norm(self.model)
 
     @property
     def classes(self) -> int:
@@ -315,7 +323,7 @@ class ServingModule(tf.Module):
 
     def __init__(self, exportable: Exportable, max_pixels: int = MAX_PIXELS):
         super().__init__(name="serving")
-        model, size, crop_pct = exportable.model, exportable.image_size, exportable.crop_pct
+        model, size, crop_pct = exportable.inference_model, exportable.image_size, exportable.crop_pct
         # Track the variables, not the Keras model: the SavedModel must load without keras_tinynet.
         self.model_variables = [variable.value for variable in model.variables]
         labels = tf.constant(exportable.labels, dtype=tf.string)
@@ -600,11 +608,12 @@ def export_tflite(
     quantization: str = "float32",
     representative_data: np.ndarray | Iterable | None = None,
     int8_io: str = "uint8",
+    batch_size: int = 1,
 ) -> str:
-    """Converts the model to TFLite and writes it atomically to `path`.
+    """Converts the model, BN folded and weights frozen, to TFLite and writes it atomically to `path`.
 
-    The model takes one float32 image [1, size, size, 3], RGB in [0, 255], and returns the probabilities
-    [1, classes]. `quantization`:
+    The model takes float32 images [batch_size, size, size, 3], RGB in [0, 255], and returns the
+    probabilities [batch_size, classes]. `quantization`:
     - "float32": no quantization;
     - "float16": float16 weights (computed in float32 where the hardware has no float16);
     - "int8": full-integer quantization of every op (TFLITE_BUILTINS_INT8), calibrated on
@@ -616,9 +625,16 @@ def export_tflite(
         raise ValueError(f"`quantization` must be one of {TFLITE_QUANTIZATIONS}; received quantization={quantization!r}.")
     if int8_io not in INT8_IO_TYPES:
         raise ValueError(f"`int8_io` must be one of {INT8_IO_TYPES}; received int8_io={int8_io!r}.")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"`batch_size` must be a positive integer; received batch_size={batch_size!r}.")
     size = exportable.image_size
-    holder = _inference_function(exportable.model, size, batch=1)
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([holder.function.get_concrete_function()], holder)
+    holder = _inference_function(exportable.inference_model, size, batch=batch_size)
+    # Convert a frozen graph: given the variables, the converter keeps them as resource variables and
+    # the interpreter re-reads and transposes every weight at each call (5x slower). The empty
+    # trackable keeps a `serving_default` signature, and `named` its names (images -> probabilities).
+    frozen = convert_variables_to_constants_v2(holder.function.get_concrete_function())
+    named = tf.function(lambda images: {"probabilities": frozen(images)[0]}, input_signature=holder.function.input_signature)
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([named.get_concrete_function()], tf.Module())
     if quantization == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
@@ -633,9 +649,9 @@ def export_tflite(
                 f"{len(samples)} images of shapes {shapes[:3]}."
             )
 
-        def dataset():
-            for sample in samples:
-                yield [sample[None]]
+        def dataset():  # batches of batch_size, the last one filled up from the start
+            for start in range(0, len(samples), batch_size):
+                yield [np.stack([samples[(start + i) % len(samples)] for i in range(batch_size)])]
 
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = dataset
@@ -724,9 +740,13 @@ def tflite_predict(path: str | os.PathLike, images, num_threads: int | None = No
     expected = tuple(input_details["shape"][1:])
     if images.ndim != 4 or images.shape[1:] != expected:
         raise ValueError(f"`images` must have shape [n, {', '.join(map(str, expected))}]; received {images.shape}.")
+    batch = int(input_details["shape"][0])
     outputs = []
-    for image in images:
-        value = image[None]
+    for start in range(0, len(images), batch):
+        value = images[start : start + batch]
+        count = len(value)
+        if count < batch:  # a fixed-batch model: pad the last chunk, drop the padding's outputs
+            value = np.concatenate([value, np.zeros((batch - count, *expected), np.float32)])
         scale, zero_point = input_details["quantization"]
         if scale:
             info = np.iinfo(input_details["dtype"])
@@ -737,8 +757,8 @@ def tflite_predict(path: str | os.PathLike, images, num_threads: int | None = No
         scale, zero_point = output_details["quantization"]
         if scale:
             output = (output - zero_point) * scale
-        outputs.append(output[0])
-    return np.stack(outputs)
+        outputs.append(output[:count])
+    return np.concatenate(outputs)
 
 
 def benchmark_tflite(path: str | os.PathLike, runs: int = 50, warmup: int = 5, num_threads: int | None = None) -> dict:
@@ -795,11 +815,9 @@ def export_onnx(exportable: Exportable, path: str | os.PathLike, opset: int = 17
         import tf2onnx
     except ImportError:
         raise ImportError("ONNX export needs tf2onnx (and onnxruntime to run the result): pip install tf2onnx onnxruntime") from None
-    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
-
     if isinstance(opset, bool) or not isinstance(opset, int) or not 13 <= opset <= 18:
         raise ValueError(f"`opset` must be an integer from 13 to 18 (what tf2onnx 1.17 writes); received opset={opset!r}.")
-    holder = _inference_function(exportable.model, exportable.image_size, batch=None)
+    holder = _inference_function(exportable.inference_model, exportable.image_size, batch=None)
     # Freeze first: tf2onnx's from_function leaves captured constants (the Normalization layer's mean and
     # variance) as extra graph inputs that a caller would have to feed.
     frozen = convert_variables_to_constants_v2(holder.function.get_concrete_function())
