@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-EXTRAS ?= dev,parity,hub,export
+EXTRAS ?= dev,parity,hub,export,bench
 
 .PHONY: venv train table test test-fast clean
 

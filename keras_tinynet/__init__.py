@@ -17,6 +17,7 @@ _EXPORTS = {
     "keras_tinynet.spec": ("NetworkSpec", "get_spec", "scale", "PRESETS"),
     "keras_tinynet.counting": ("Counts", "count"),
     "keras_tinynet.formula": ("tiny_formula",),
+    "keras_tinynet.inference": ("fold_batch_norm",),
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_MODULE_OF)
