@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 EXTRAS ?= dev,parity,hub,export,bench
 
-.PHONY: venv train table test test-fast clean
+.PHONY: venv train test test-fast bench clean
 
 venv: $(VENV)/.installed
 
@@ -20,11 +20,16 @@ train: venv
 
 # The whole test suite, slow tests included (CI runs this through .ci/run).
 test: venv
-	$(BIN)/python -m pytest -q -ra tests
+	$(BIN)/python -m pytest -q -ra --durations=15 tests
 
 # Everything but the tests marked slow.
 test-fast: venv
 	$(BIN)/python -m pytest -q -ra -m "not slow" tests
+
+# The benchmarks (not part of the tests): inference (~15 min on 2 cores) and training steps; results in benchmarks/results/.
+bench: venv
+	$(BIN)/python benchmarks/inference.py
+	$(BIN)/python benchmarks/train_step.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

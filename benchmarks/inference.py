@@ -68,6 +68,8 @@ flags.DEFINE_list("compare", list(KERAS_APPLICATIONS) + list(TIMM),
                   f"Models to compare with: {', '.join(list(KERAS_APPLICATIONS) + list(TIMM))}.")
 flags.DEFINE_list("batch_sizes", ["1", "32"], "Batch sizes.")
 flags.DEFINE_integer("threads", os.cpu_count() or 1, "Threads for every framework (TF intra/inter-op, torch, TFLite).")
+flags.DEFINE_integer("tf_intra_op_threads", None, "TensorFlow intra-op threads (default: --threads).")
+flags.DEFINE_integer("tf_inter_op_threads", None, "TensorFlow inter-op threads (default: --threads).")
 flags.DEFINE_float("seconds", 4.0, "Time each measurement for about this long in all (split over the rounds).")
 flags.DEFINE_integer("min_runs", 3, "At least this many timed runs per measurement.")
 flags.DEFINE_integer("rounds", 3, "Interleave the measurements in this many rounds over all models.")
@@ -403,7 +405,7 @@ def plot(results, path: str, context) -> None:
             continue
         speed.plot([p[0] for p in points], [p[1] for p in points], "o", label=runtime)
         for macs, rate, model in points:
-            speed.annotate(model.replace("ghostnet_", "G-").replace("timm_", ""), (macs, rate), fontsize=7,
+            speed.annotate(model.replace("timm_", "timm ").replace("ghostnet_", "G-"), (macs, rate), fontsize=7,
                            xytext=(3, 3), textcoords="offset points")
     speed.set(xscale="log", yscale="log", xlabel="MFLOPs (multiply-adds) per image", ylabel=f"images/s at batch {batch}",
               title=f"Throughput, {context['threads']} threads, {context['machine']}")
@@ -433,8 +435,8 @@ def main(argv):
         torch.set_num_threads(FLAGS.threads)
     import tensorflow as tf
 
-    tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
-    tf.config.threading.set_inter_op_parallelism_threads(FLAGS.threads)
+    tf.config.threading.set_intra_op_parallelism_threads(FLAGS.tf_intra_op_threads or FLAGS.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(FLAGS.tf_inter_op_threads or FLAGS.threads)
     import keras
 
     peak = matmul_peak(FLAGS.threads)
@@ -447,6 +449,8 @@ def main(argv):
     context = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine(), "threads": FLAGS.threads, "onednn": FLAGS.onednn, "peak": peak, "versions": versions,
+        "tf_threads": {"intra_op": FLAGS.tf_intra_op_threads or FLAGS.threads,
+                       "inter_op": FLAGS.tf_inter_op_threads or FLAGS.threads},
         "command": "python benchmarks/inference.py " + " ".join(sys.argv[1:]),
         "published_top1_sources": PUBLISHED_SOURCES,
     }

@@ -5,6 +5,10 @@ import sys
 import traceback
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# oneDNN CPU kernels. TensorFlow turns them on by itself only on CPUs with AVX-512 VNNI/BF16 or AMX; on an
+# AVX2 machine they made GhostNet-B training 1.67x and GhostNet100 inference ~1.9x faster (benchmarks/).
+# TF_ENABLE_ONEDNN_OPTS=0 in the environment turns them off.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _OURS = (os.path.join(_ROOT, "keras_tinynet") + os.sep, os.path.join(_ROOT, "scripts") + os.sep)
