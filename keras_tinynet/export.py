@@ -330,7 +330,12 @@ class ServingModule(tf.Module):
         k = min(TOP_K, exportable.classes)
 
         def predict(images):
-            probabilities = tf.cast(model(images, training=False), tf.float32)
+            # An empty batch skips the model: TensorFlow's oneDNN convolutions reject batch 0.
+            probabilities = tf.cond(
+                tf.shape(images)[0] > 0,
+                lambda: tf.cast(model(images, training=False), tf.float32),
+                lambda: tf.zeros([0, exportable.classes], tf.float32),
+            )
             top = tf.math.top_k(probabilities, k=k)
             return {
                 "probabilities": probabilities,
