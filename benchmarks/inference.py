@@ -361,8 +361,10 @@ def targets(results) -> list[dict]:
 
 def markdown(results, checks, context) -> str:
     batches = sorted({r.batch for r in results})
+    tf_threads = context.get("tf_threads") or {"intra_op": context["threads"], "inter_op": context["threads"]}
     lines = [
-        f"Measured {context['date']} on {context['machine']}, {context['threads']} threads everywhere, "
+        f"Measured {context['date']} on {context['machine']}, {context['threads']} threads everywhere "
+        f"(TensorFlow intra-op {tf_threads['intra_op']}, inter-op {tf_threads['inter_op']}), "
         f"oneDNN {'on' if context['onednn'] else 'off'} in TensorFlow; float32 matmul peak "
         f"{context['peak']['gflop_per_s']:.0f} GFLOP/s. Command: `{context['command']}`.",
         "",
