@@ -1,4 +1,4 @@
-"""What the benchmarks share: timing, the machine's description, atomic writes (no flags, no TensorFlow)."""
+"""What the benchmarks share: timing and the machine's description (no flags, no TensorFlow)."""
 
 from __future__ import annotations
 
@@ -27,10 +27,3 @@ def machine() -> str:
     except (OSError, StopIteration):
         pass
     return f"{model}, {os.cpu_count()} cores"
-
-
-def write_atomically(path: str, text: str) -> None:
-    staged = path + ".partial"
-    with open(staged, "w") as handle:
-        handle.write(text)
-    os.replace(staged, path)

@@ -33,7 +33,9 @@ import tempfile
 from absl import app, flags, logging
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import machine, time_calls, write_atomically  # noqa: E402
+from _common import machine, time_calls  # noqa: E402
+
+from keras_tinynet.files import staged_file, write_atomically  # noqa: E402
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -419,9 +421,8 @@ def plot(results, path: str, context) -> None:
     accuracy.legend(fontsize=8)
     accuracy.grid(True, alpha=0.3)
     figure.tight_layout()
-    staged = path + ".partial.png"
-    figure.savefig(staged, dpi=110)
-    os.replace(staged, path)
+    with staged_file(path) as temporary:
+        figure.savefig(temporary, format="png", dpi=110)
 
 
 def main(argv):

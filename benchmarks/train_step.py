@@ -21,7 +21,9 @@ import sys
 from absl import app, flags, logging
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import machine, time_calls, write_atomically  # noqa: E402
+from _common import machine, time_calls  # noqa: E402
+
+from keras_tinynet.files import write_atomically  # noqa: E402
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 

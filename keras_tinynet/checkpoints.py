@@ -23,13 +23,13 @@ import importlib.util
 import os
 import re
 import sys
-import tempfile
 import urllib.parse
 
 import numpy as np
 
 from keras_tinynet import registry as registry_lib
 from keras_tinynet.convert import from_timm_state_dict
+from keras_tinynet.files import staged_file
 from keras_tinynet.spec import IMAGENET_PREPROCESSING, PRESETS, get_spec
 
 TIMM_PREFIX = "timm:"
@@ -232,27 +232,17 @@ def parity_difference(keras_model, reference, variant: str, include_top: bool, b
 
 
 def write_weights_atomically(model, output: str) -> str:
-    """Saves `model`'s weights to `output` (*.weights.h5) through a temporary file and `os.replace`."""
+    """Saves `model`'s weights to `output` (*.weights.h5) through a staged file, checked before it is renamed."""
     from keras_tinynet.weights import read_weights
 
     output = os.path.abspath(output)
-    directory = os.path.dirname(output)
-    os.makedirs(directory, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(output)}.", suffix=".partial.weights.h5")
-    os.close(handle)
-    try:
+    with staged_file(output, suffix=".weights.h5") as temporary:  # Keras writes only *.weights.h5 names
         model.save_weights(temporary)
         written = read_weights(temporary, model)  # read back before publishing it
         for layer in model.layers:
             for variable, array in zip(layer.weights, written.get(layer.name, [])):
                 if not np.array_equal(np.asarray(variable.numpy()), array):
                     raise OSError(f"Writing {output!r} failed: layer {layer.name!r} did not read back equal.")
-        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes it 0600; give it the usual mode
-        os.replace(temporary, output)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
     return output
 
 
@@ -361,12 +351,6 @@ def _check_arguments(variant, output, parity, base_url, top1, overwrite) -> None
         raise ValueError(f"`base_url` must be a URL with one of the schemes {registry_lib.URL_SCHEMES}; received base_url={base_url!r}.")
     if top1 is not None and not 0 < top1 <= 100:
         raise ValueError(f"`top1` must be a percentage in (0, 100]; received top1={top1!r}.")
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _import_timm():

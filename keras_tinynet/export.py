@@ -19,7 +19,6 @@ TensorFlow backend only (SavedModel, TFLite and tf2onnx all trace TensorFlow gra
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime
 import functools
@@ -41,6 +40,7 @@ from tensorflow.python.framework.convert_to_constants import convert_variables_t
 import keras
 
 from keras_tinynet import __version__
+from keras_tinynet.files import fsync_dir, fsync_tree, make_publishable, staged_file, write_atomically
 from keras_tinynet import models
 from keras_tinynet import weights as weights_io
 from keras_tinynet.counting import count
@@ -444,10 +444,10 @@ def export_saved_model(
         module = ServingModule(exportable, max_pixels=max_pixels)
         _write_saved_model(module, staging, module.signatures())
         _write_labels_asset(staging, exportable.labels)
-        _publishable(staging)
-        _fsync_tree(staging)
+        make_publishable(staging)
+        fsync_tree(staging)
         os.rename(staging, final)
-        _fsync_dir(model_dir)
+        fsync_dir(model_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -464,66 +464,6 @@ def _write_labels_asset(saved_model_dir: str, labels: Sequence[str]) -> None:
     os.makedirs(extra, exist_ok=True)
     with open(os.path.join(extra, "labels.txt"), "w", encoding="utf-8") as handle:
         handle.write("\n".join(labels) + "\n")
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def _publishable(path: str) -> None:
-    """Gives a staged directory tree or file the permissions of an ordinary one (mkdtemp/mkstemp make them
-    private, 0700/0600, which a server running as another user, such as TF Serving, could not read)."""
-    mask = _umask()
-    if os.path.isfile(path):
-        os.chmod(path, 0o666 & ~mask)
-        return
-    for directory, _, files in os.walk(path):
-        os.chmod(directory, 0o777 & ~mask)
-        for file_name in files:
-            os.chmod(os.path.join(directory, file_name), 0o666 & ~mask)
-
-
-def _fsync_dir(path: str) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
-def _fsync_tree(root: str) -> None:
-    for directory, _, files in os.walk(root):
-        for file_name in files:
-            with open(os.path.join(directory, file_name), "rb") as handle:
-                os.fsync(handle.fileno())
-        _fsync_dir(directory)
-
-
-@contextlib.contextmanager
-def _staged_file(path: str):
-    """Yields a hidden temporary path beside `path`; renames it onto `path` when the block succeeds, and
-    removes it when the block fails, so readers see the old file or the whole new one."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.partial-", dir=directory)
-    os.close(handle)
-    try:
-        yield temporary
-        _publishable(temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
-
-
-def _atomic_write_bytes(path: str, data: bytes) -> None:
-    with _staged_file(path) as temporary, open(temporary, "wb") as stream:
-        stream.write(data)
-        stream.flush()
-        os.fsync(stream.fileno())
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -664,7 +604,7 @@ def export_tflite(
         converter.inference_input_type = getattr(tf, int8_io)
         converter.inference_output_type = getattr(tf, int8_io)
     path = os.fspath(path)
-    _atomic_write_bytes(path, converter.convert())
+    write_atomically(path, converter.convert())
     return path
 
 
@@ -834,7 +774,7 @@ def export_onnx(exportable: Exportable, path: str | os.PathLike, opset: int = 17
     for value in list(proto.graph.input) + list(proto.graph.output):
         value.type.tensor_type.shape.dim[0].dim_param = "batch"
     path = os.fspath(path)
-    _atomic_write_bytes(path, proto.SerializeToString())
+    write_atomically(path, proto.SerializeToString())
     return path
 
 
@@ -1032,7 +972,7 @@ def make_tarball(saved_model_dir: str, path: str) -> str:
         info.mtime = 0
         return info
 
-    with _staged_file(path) as temporary, tarfile.open(temporary, "w:gz") as archive:
+    with staged_file(path) as temporary, tarfile.open(temporary, "w:gz") as archive:
         for root, dirs, files in os.walk(saved_model_dir):
             dirs.sort()
             relative_root = os.path.relpath(root, saved_model_dir)
@@ -1084,8 +1024,8 @@ def publish_hub(
         try:
             module = ReusableSavedModel(model, size, output_name)
             _write_saved_model(module, staging, {"serving_default": module.serving_default})
-            _publishable(staging)
-            _fsync_tree(staging)
+            make_publishable(staging)
+            fsync_tree(staging)
             make_tarball(staging, archive_path)
             if os.path.exists(final):
                 shutil.rmtree(final)
@@ -1094,6 +1034,6 @@ def publish_hub(
             shutil.rmtree(staging, ignore_errors=True)
             raise
         card = model_card(exportable, form, license_name, source, archive_path)
-        _atomic_write_bytes(card_path, card.encode("utf-8"))
+        write_atomically(card_path, card)
         published.append(Published(form, final, card_path, archive_path))
     return published

@@ -32,25 +32,19 @@ def fold_batch_norm(model: keras.Model) -> keras.Model:
     folded_bns = {id(bn) for _, bn in pairs}
 
     def clone(layer):
+        if id(layer) in folded_bns:
+            return layer  # never called: `call` passes its input through
         config = layer.get_config()
         if layer.name in folded_convs:
             config["use_bias"] = True
         return layer.__class__.from_config(config)
 
-    skipped = set()
-
     def call(layer, *args, **kwargs):
-        if id(layer) in skipped:
+        if id(layer) in folded_bns:
             return args[0]
         return layer(*args, **kwargs)
 
-    def clone_or_skip(layer):
-        if id(layer) in folded_bns:
-            skipped.add(id(layer))
-            return layer
-        return clone(layer)
-
-    folded = keras.models.clone_model(model, clone_function=clone_or_skip, call_function=call)
+    folded = keras.models.clone_model(model, clone_function=clone, call_function=call)
     by_name = {layer.name: layer for layer in model.layers}
     for layer in folded.layers:
         if layer.name in folded_convs:

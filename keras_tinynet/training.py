@@ -21,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_tinynet import data as data_lib
+from keras_tinynet.files import write_atomically
 from keras_tinynet.models import GhostNet
 from keras_tinynet.spec import get_spec
 from keras_tinynet.weights import load_weights
@@ -277,13 +278,7 @@ class Checkpoints:
 
 
 def _write_json(path: str, payload: dict) -> None:
-    directory = os.path.dirname(path) or "."
-    os.makedirs(directory, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=directory, suffix=".tmp", delete=False) as f:
-        json.dump(payload, f, indent=2, default=str)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(f.name, path)
+    write_atomically(path, json.dumps(payload, indent=2, default=str))
 
 
 class EpochRecorder(keras.callbacks.Callback):
