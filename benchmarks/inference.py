@@ -40,11 +40,16 @@ from keras_tinynet.files import staged_file, write_atomically  # noqa: E402
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 OURS = {
-    "ghostnet_a": "GhostNetA", "ghostnet_b": "GhostNetB", "ghostnet_c": "GhostNetC", "ghostnet_d": "GhostNetD",
+    "ghostnet_a": "GhostNetA",
+    "ghostnet_b": "GhostNetB",
+    "ghostnet_c": "GhostNetC",
+    "ghostnet_d": "GhostNetD",
     "ghostnet_100": "GhostNet100",
 }
 KERAS_APPLICATIONS = {
-    "mobilenet_v3_small": "MobileNetV3Small", "mobilenet_v3_large": "MobileNetV3Large", "efficientnet_b0": "EfficientNetB0",
+    "mobilenet_v3_small": "MobileNetV3Small",
+    "mobilenet_v3_large": "MobileNetV3Large",
+    "efficientnet_b0": "EfficientNetB0",
 }
 TIMM = {"timm_ghostnet_100": "ghostnet_100"}
 OUR_RUNTIMES = ("keras", "keras_folded", "keras_xla", "saved_model", "tflite")
@@ -66,8 +71,11 @@ PUBLISHED_SOURCES = (
 FLAGS = flags.FLAGS
 flags.DEFINE_list("models", list(OURS), f"keras_tinynet models: {', '.join(OURS)}.")
 flags.DEFINE_list("runtimes", list(OUR_RUNTIMES), f"Runtimes for keras_tinynet models: {', '.join(OUR_RUNTIMES)}.")
-flags.DEFINE_list("compare", list(KERAS_APPLICATIONS) + list(TIMM),
-                  f"Models to compare with: {', '.join(list(KERAS_APPLICATIONS) + list(TIMM))}.")
+flags.DEFINE_list(
+    "compare",
+    list(KERAS_APPLICATIONS) + list(TIMM),
+    f"Models to compare with: {', '.join(list(KERAS_APPLICATIONS) + list(TIMM))}.",
+)
 flags.DEFINE_list("batch_sizes", ["1", "32"], "Batch sizes.")
 flags.DEFINE_integer("threads", os.cpu_count() or 1, "Threads for every framework (TF intra/inter-op, torch, TFLite).")
 flags.DEFINE_integer("tf_intra_op_threads", None, "TensorFlow intra-op threads (default: --threads).")
@@ -76,10 +84,17 @@ flags.DEFINE_float("seconds", 4.0, "Time each measurement for about this long in
 flags.DEFINE_integer("min_runs", 3, "At least this many timed runs per measurement.")
 flags.DEFINE_integer("rounds", 3, "Interleave the measurements in this many rounds over all models.")
 flags.DEFINE_integer("warmup", 2, "Untimed runs first (XLA compiles, TFLite allocates, caches fill).")
-flags.DEFINE_bool("onednn", True, "TF_ENABLE_ONEDNN_OPTS for TensorFlow (oneDNN kernels; PyTorch uses oneDNN too). "
-                  "TensorFlow leaves it off on CPUs without AVX-512 VNNI/BF16/AMX, like this AVX2 machine.")
-flags.DEFINE_string("output_dir", os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"),
-                    "Where inference.json, inference.md and inference.png go.")
+flags.DEFINE_bool(
+    "onednn",
+    True,
+    "TF_ENABLE_ONEDNN_OPTS for TensorFlow (oneDNN kernels; PyTorch uses oneDNN too). "
+    "TensorFlow leaves it off on CPUs without AVX-512 VNNI/BF16/AMX, like this AVX2 machine.",
+)
+flags.DEFINE_string(
+    "output_dir",
+    os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"),
+    "Where inference.json, inference.md and inference.png go.",
+)
 
 
 @dataclasses.dataclass
@@ -100,7 +115,8 @@ class Measurement:
 
 def validate_flags() -> None:
     for name, values, allowed in (
-        ("models", FLAGS.models, OURS), ("runtimes", FLAGS.runtimes, OUR_RUNTIMES),
+        ("models", FLAGS.models, OURS),
+        ("runtimes", FLAGS.runtimes, OUR_RUNTIMES),
         ("compare", FLAGS.compare, {**KERAS_APPLICATIONS, **TIMM}),
     ):
         unknown = [value for value in values if value not in allowed]
@@ -112,7 +128,9 @@ def validate_flags() -> None:
         if getattr(FLAGS, name) < 1:
             raise app.UsageError(f"--{name} must be at least 1; received {getattr(FLAGS, name)}.")
     if FLAGS.seconds <= 0 or FLAGS.warmup < 0:
-        raise app.UsageError(f"--seconds must be positive and --warmup non-negative; received {FLAGS.seconds}, {FLAGS.warmup}.")
+        raise app.UsageError(
+            f"--seconds must be positive and --warmup non-negative; received {FLAGS.seconds}, {FLAGS.warmup}."
+        )
 
 
 def matmul_peak(threads: int) -> dict:
@@ -169,7 +187,7 @@ def keras_runner(model, runtime: str, batch: int, size: int, exportable, workdir
         return lambda x: signature(images=x)["probabilities"].numpy()
     if runtime == "tflite":
         path = export.export_tflite(exportable, os.path.join(workdir, f"{model.name}-{batch}.tflite"), batch_size=batch)
-        interpreter, error = export._ready_interpreter(path, FLAGS.threads)
+        interpreter, error = export.ready_interpreter(path, FLAGS.threads)
         if error:
             raise RuntimeError(f"XNNPACK refused {model.name}: {error}")
         (input_details,), (output_details,) = interpreter.get_input_details(), interpreter.get_output_details()
@@ -296,12 +314,28 @@ def measure_all(peak: float) -> list[Measurement]:
         times = latencies[id(runner)]
         median, p90 = float(np.median(times)), float(np.percentile(times, 90))
         rate = runner.batch / median * 1e3
-        results.append(Measurement(runner.model, runner.family, runner.runtime, runner.batch, runner.image_size,
-                                   runner.macs, median, p90, len(times), rate, 2 * runner.macs * rate / 1e9,
-                                   2 * runner.macs * rate / 1e9 / peak))
+        results.append(
+            Measurement(
+                runner.model,
+                runner.family,
+                runner.runtime,
+                runner.batch,
+                runner.image_size,
+                runner.macs,
+                median,
+                p90,
+                len(times),
+                rate,
+                2 * runner.macs * rate / 1e9,
+                2 * runner.macs * rate / 1e9 / peak,
+            )
+        )
         r = results[-1]
-        print(f"{r.model:20s} {r.runtime:13s} batch {r.batch:3d}: {median:9.2f} ms median, {p90:9.2f} ms p90, "
-              f"{rate:8.1f} img/s, {r.peak_share:6.1%} of peak", flush=True)
+        print(
+            f"{r.model:20s} {r.runtime:13s} batch {r.batch:3d}: {median:9.2f} ms median, {p90:9.2f} ms p90, "
+            f"{rate:8.1f} img/s, {r.peak_share:6.1%} of peak",
+            flush=True,
+        )
     return results
 
 
@@ -342,22 +376,54 @@ def targets(results) -> list[dict]:
             a, b = find(results, numerator, runtime, batch), find(results, denominator, other_runtime, batch)
             if a and b:
                 value = a.images_per_s / b.images_per_s if higher_is_better else b.median_ms / a.median_ms
-                checks.append({"target": description, "runtime": runtime, "versus": other_runtime, "value": value,
-                               "goal": goal, "met": value >= goal})
+                checks.append(
+                    {
+                        "target": description,
+                        "runtime": runtime,
+                        "versus": other_runtime,
+                        "value": value,
+                        "goal": goal,
+                        "met": value >= goal,
+                    }
+                )
 
     ours_vs_torch = [(runtime, torch) for runtime in OUR_RUNTIMES for torch in ("torch", "torch_mallopt")]
     same_runtime = [(runtime, runtime) for runtime in KERAS_APPLICATION_RUNTIMES]
-    ratio("GhostNet100 / timm ghostnet_100 images/s, batch 32", 2.0, "ghostnet_100", "timm_ghostnet_100", 32, ours_vs_torch)
-    ratio("GhostNet100 / timm ghostnet_100 images/s, batch 1", 1.5, "ghostnet_100", "timm_ghostnet_100", 1, ours_vs_torch)
+    ratio(
+        "GhostNet100 / timm ghostnet_100 images/s, batch 32",
+        2.0,
+        "ghostnet_100",
+        "timm_ghostnet_100",
+        32,
+        ours_vs_torch,
+    )
+    ratio(
+        "GhostNet100 / timm ghostnet_100 images/s, batch 1", 1.5, "ghostnet_100", "timm_ghostnet_100", 1, ours_vs_torch
+    )
     ratio("GhostNetB / EfficientNetB0 images/s, batch 32", 1.5, "ghostnet_b", "efficientnet_b0", 32, same_runtime)
     for runtime in OUR_RUNTIMES:
         a = find(results, "ghostnet_a", runtime, 32)
         if a:
-            checks.append({"target": "GhostNet-A share of the matmul peak, batch 32", "runtime": runtime,
-                           "versus": "matmul", "value": a.peak_share, "goal": 0.40, "met": a.peak_share >= 0.40})
+            checks.append(
+                {
+                    "target": "GhostNet-A share of the matmul peak, batch 32",
+                    "runtime": runtime,
+                    "versus": "matmul",
+                    "value": a.peak_share,
+                    "goal": 0.40,
+                    "met": a.peak_share >= 0.40,
+                }
+            )
     # Latency target: MobileNetV3Small's latency over GhostNetD's must be >= 1.
-    ratio("MobileNetV3Small / GhostNetD TFLite latency, batch 1", 1.0, "ghostnet_d", "mobilenet_v3_small", 1,
-          [("tflite", "tflite")], higher_is_better=False)
+    ratio(
+        "MobileNetV3Small / GhostNetD TFLite latency, batch 1",
+        1.0,
+        "ghostnet_d",
+        "mobilenet_v3_small",
+        1,
+        [("tflite", "tflite")],
+        higher_is_better=False,
+    )
     return checks
 
 
@@ -370,7 +436,8 @@ def markdown(results, checks, context) -> str:
         f"oneDNN {'on' if context['onednn'] else 'off'} in TensorFlow; float32 matmul peak "
         f"{context['peak']['gflop_per_s']:.0f} GFLOP/s. Command: `{context['command']}`.",
         "",
-        "| model | runtime | MFLOPs | " + " | ".join(f"batch {b}: img/s (median / p90 ms)" for b in batches)
+        "| model | runtime | MFLOPs | "
+        + " | ".join(f"batch {b}: img/s (median / p90 ms)" for b in batches)
         + f" | batch {batches[-1]}: % of peak |",
         "|---|---|---|" + "---|" * (len(batches) + 1),
     ]
@@ -391,7 +458,9 @@ def markdown(results, checks, context) -> str:
         for c in checks:
             value = f"{c['value']:.1%}" if "share" in c["target"] else f"{c['value']:.2f}x"
             goal = f"{c['goal']:.0%}" if "share" in c["target"] else f"{c['goal']:.1f}x"
-            lines.append(f"| {c['target']} | {c['runtime']} ({c['versus']}) | {value} | {goal} | {'yes' if c['met'] else '**no**'} |")
+            lines.append(
+                f"| {c['target']} | {c['runtime']} ({c['versus']}) | {value} | {goal} | {'yes' if c['met'] else '**no**'} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -404,20 +473,36 @@ def plot(results, path: str, context) -> None:
     figure, (speed, accuracy) = plt.subplots(1, 2, figsize=(14, 5.5))
     batch = max(r.batch for r in results)
     for runtime in dict.fromkeys(r.runtime for r in results):
-        points = sorted((r.macs / 1e6, r.images_per_s, r.model) for r in results if r.runtime == runtime and r.batch == batch)
+        points = sorted(
+            (r.macs / 1e6, r.images_per_s, r.model) for r in results if r.runtime == runtime and r.batch == batch
+        )
         if not points:
             continue
         speed.plot([p[0] for p in points], [p[1] for p in points], "o", label=runtime)
         for macs, rate, model in points:
-            speed.annotate(model.replace("timm_", "timm ").replace("ghostnet_", "G-"), (macs, rate), fontsize=7,
-                           xytext=(3, 3), textcoords="offset points")
-    speed.set(xscale="log", yscale="log", xlabel="MFLOPs (multiply-adds) per image", ylabel=f"images/s at batch {batch}",
-              title=f"Throughput, {context['threads']} threads, {context['machine']}")
+            speed.annotate(
+                model.replace("timm_", "timm ").replace("ghostnet_", "G-"),
+                (macs, rate),
+                fontsize=7,
+                xytext=(3, 3),
+                textcoords="offset points",
+            )
+    speed.set(
+        xscale="log",
+        yscale="log",
+        xlabel="MFLOPs (multiply-adds) per image",
+        ylabel=f"images/s at batch {batch}",
+        title=f"Throughput, {context['threads']} threads, {context['machine']}",
+    )
     speed.legend(fontsize=8)
     speed.grid(True, which="both", alpha=0.3)
     for label, points in PUBLISHED_TOP1.items():
         accuracy.plot([p[0] for p in points], [p[1] for p in points], "o-" if len(points) > 1 else "s", label=label)
-    accuracy.set(xlabel="MFLOPs (multiply-adds)", ylabel="ImageNet top-1 (%)", title="Published top-1 vs FLOPs (paper, Fig. 1 / Table 1)")
+    accuracy.set(
+        xlabel="MFLOPs (multiply-adds)",
+        ylabel="ImageNet top-1 (%)",
+        title="Published top-1 vs FLOPs (paper, Fig. 1 / Table 1)",
+    )
     accuracy.legend(fontsize=8)
     accuracy.grid(True, alpha=0.3)
     figure.tight_layout()
@@ -451,16 +536,31 @@ def main(argv):
         versions.update(torch=sys.modules["torch"].__version__, timm=sys.modules["timm"].__version__)
     context = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": machine(), "threads": FLAGS.threads, "onednn": FLAGS.onednn, "peak": peak, "versions": versions,
-        "tf_threads": {"intra_op": FLAGS.tf_intra_op_threads or FLAGS.threads,
-                       "inter_op": FLAGS.tf_inter_op_threads or FLAGS.threads},
+        "machine": machine(),
+        "threads": FLAGS.threads,
+        "onednn": FLAGS.onednn,
+        "peak": peak,
+        "versions": versions,
+        "tf_threads": {
+            "intra_op": FLAGS.tf_intra_op_threads or FLAGS.threads,
+            "inter_op": FLAGS.tf_inter_op_threads or FLAGS.threads,
+        },
         "command": "python benchmarks/inference.py " + " ".join(sys.argv[1:]),
         "published_top1_sources": PUBLISHED_SOURCES,
     }
     os.makedirs(FLAGS.output_dir, exist_ok=True)
-    write_atomically(os.path.join(FLAGS.output_dir, "inference.json"), json.dumps(
-        {"context": context, "results": [dataclasses.asdict(r) for r in results], "targets": checks,
-         "published_top1": PUBLISHED_TOP1}, indent=1))
+    write_atomically(
+        os.path.join(FLAGS.output_dir, "inference.json"),
+        json.dumps(
+            {
+                "context": context,
+                "results": [dataclasses.asdict(r) for r in results],
+                "targets": checks,
+                "published_top1": PUBLISHED_TOP1,
+            },
+            indent=1,
+        ),
+    )
     table = markdown(results, checks, context)
     write_atomically(os.path.join(FLAGS.output_dir, "inference.md"), table)
     plot(results, os.path.join(FLAGS.output_dir, "inference.png"), context)

@@ -41,8 +41,11 @@ flags.DEFINE_integer("steps", 10, "Timed steps per model and configuration.")
 flags.DEFINE_integer("warmup_steps", 3, "Untimed steps first (tracing, XLA compilation).")
 flags.DEFINE_integer("threads", os.cpu_count() or 1, "TensorFlow intra/inter-op threads.")
 flags.DEFINE_bool("onednn", True, "TF_ENABLE_ONEDNN_OPTS (oneDNN CPU kernels).")
-flags.DEFINE_string("output_dir", os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"),
-                    "Where train_step.json and train_step.md go.")
+flags.DEFINE_string(
+    "output_dir",
+    os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"),
+    "Where train_step.json and train_step.md go.",
+)
 
 
 def build(name: str, classes: int = 1000):
@@ -114,38 +117,66 @@ def main(argv):
         for name in FLAGS.models:
             times, size = step_times(name, config)
             median = float(np.median(times))
-            entry = {"model": name, "config": config_name, **config, "batch_size": FLAGS.batch_size,
-                     "image_size": size, "median_ms": median, "p90_ms": float(np.percentile(times, 90)),
-                     "steps": len(times), "images_per_s": FLAGS.batch_size / median * 1e3}
+            entry = {
+                "model": name,
+                "config": config_name,
+                **config,
+                "batch_size": FLAGS.batch_size,
+                "image_size": size,
+                "median_ms": median,
+                "p90_ms": float(np.percentile(times, 90)),
+                "steps": len(times),
+                "images_per_s": FLAGS.batch_size / median * 1e3,
+            }
             results.append(entry)
             print(f"{name:16s} {config_name}: {median:8.1f} ms/step, {entry['images_per_s']:7.1f} img/s", flush=True)
     ratios = []
     for config_name in FLAGS.configs:
         by_model = {r["model"]: r for r in results if r["config"] == config_name}
         if {"ghostnet_b", "efficientnet_b0"} <= set(by_model):
-            ratios.append({"config": config_name, "ghostnet_b_over_efficientnet_b0":
-                           by_model["ghostnet_b"]["images_per_s"] / by_model["efficientnet_b0"]["images_per_s"]})
+            ratios.append(
+                {
+                    "config": config_name,
+                    "ghostnet_b_over_efficientnet_b0": by_model["ghostnet_b"]["images_per_s"]
+                    / by_model["efficientnet_b0"]["images_per_s"],
+                }
+            )
     context = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": machine(), "gpus": [gpu.name for gpu in gpus], "threads": FLAGS.threads, "onednn": FLAGS.onednn,
+        "machine": machine(),
+        "gpus": [gpu.name for gpu in gpus],
+        "threads": FLAGS.threads,
+        "onednn": FLAGS.onednn,
         "versions": {"python": platform.python_version(), "tensorflow": tf.__version__},
         "command": "python benchmarks/train_step.py " + " ".join(sys.argv[1:]),
     }
     lines = [
         f"Measured {context['date']} on {context['machine']}, batch {FLAGS.batch_size}, {FLAGS.threads} threads, "
-        f"oneDNN {'on' if FLAGS.onednn else 'off'}. Command: `{context['command']}`.", "",
+        f"oneDNN {'on' if FLAGS.onednn else 'off'}. Command: `{context['command']}`.",
+        "",
         "| model | config | precision | XLA | image size | ms/step (median / p90) | images/s |",
         "|---|---|---|---|---|---|---|",
     ]
     for r in results:
-        lines.append(f"| {r['model']} | {r['config']} | {r['precision']} | {'yes' if r['jit_compile'] else 'no'} | "
-                     f"{r['image_size']} | {r['median_ms']:.1f} / {r['p90_ms']:.1f} | {r['images_per_s']:.1f} |")
-    lines += [""] + [f"GhostNet-B / EfficientNetB0 training images/s ({r['config']}): "
-                     f"{r['ghostnet_b_over_efficientnet_b0']:.2f}x" for r in ratios] + notes
+        lines.append(
+            f"| {r['model']} | {r['config']} | {r['precision']} | {'yes' if r['jit_compile'] else 'no'} | "
+            f"{r['image_size']} | {r['median_ms']:.1f} / {r['p90_ms']:.1f} | {r['images_per_s']:.1f} |"
+        )
+    lines += (
+        [""]
+        + [
+            f"GhostNet-B / EfficientNetB0 training images/s ({r['config']}): "
+            f"{r['ghostnet_b_over_efficientnet_b0']:.2f}x"
+            for r in ratios
+        ]
+        + notes
+    )
     table = "\n".join(lines) + "\n"
     os.makedirs(FLAGS.output_dir, exist_ok=True)
-    write_atomically(os.path.join(FLAGS.output_dir, "train_step.json"),
-                     json.dumps({"context": context, "results": results, "ratios": ratios, "notes": notes}, indent=1))
+    write_atomically(
+        os.path.join(FLAGS.output_dir, "train_step.json"),
+        json.dumps({"context": context, "results": results, "ratios": ratios, "notes": notes}, indent=1),
+    )
     write_atomically(os.path.join(FLAGS.output_dir, "train_step.md"), table)
     print("\n" + table)
 

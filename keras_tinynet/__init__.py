@@ -6,15 +6,14 @@ Names are imported lazily, so `keras_tinynet.spec`, `.counting` and `.formula` (
 
 import importlib
 
+from keras_tinynet.spec import PRESETS, builder_name
+
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "keras_tinynet.models": (
-        "GhostNet", "GhostNetA", "GhostNetB", "GhostNetC", "GhostNetD",
-        "GhostNet050", "GhostNet100", "GhostNet130", "GhostNet150", "feature_pyramid",
-    ),
+    "keras_tinynet.models": ("GhostNet", *(builder_name(preset) for preset in PRESETS), "feature_pyramid"),
     "keras_tinynet.imagenet": ("preprocess_input", "decode_predictions"),
-    "keras_tinynet.spec": ("NetworkSpec", "get_spec", "scale", "PRESETS"),
+    "keras_tinynet.spec": ("NetworkSpec", "get_spec", "resolve_spec", "scale", "PRESETS"),
     "keras_tinynet.counting": ("Counts", "count"),
     "keras_tinynet.formula": ("tiny_formula",),
     "keras_tinynet.inference": ("fold_batch_norm",),

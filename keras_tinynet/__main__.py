@@ -10,12 +10,17 @@ import argparse
 import sys
 
 from keras_tinynet.counting import count
-from keras_tinynet.spec import PRESETS, get_spec
 from keras_tinynet.formula import parse_flops, tiny_formula
+from keras_tinynet.spec import PRESETS, get_spec
 
 BUILDERS = {
-    "ghostnet_a": "GhostNetA", "ghostnet_b": "GhostNetB", "ghostnet_c": "GhostNetC", "ghostnet_d": "GhostNetD",
-    "ghostnet_050": "GhostNet050", "ghostnet_100": "GhostNet100", "ghostnet_130": "GhostNet130",
+    "ghostnet_a": "GhostNetA",
+    "ghostnet_b": "GhostNetB",
+    "ghostnet_c": "GhostNetC",
+    "ghostnet_d": "GhostNetD",
+    "ghostnet_050": "GhostNet050",
+    "ghostnet_100": "GhostNet100",
+    "ghostnet_130": "GhostNet130",
     "ghostnet_150": "GhostNet150",
 }
 
@@ -45,7 +50,9 @@ def flops_argument(text: str) -> float:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m keras_tinynet", description=__doc__.splitlines()[0])
-    parser.add_argument("--flops", type=flops_argument, help="show the GhostNet the tiny formula builds for this budget")
+    parser.add_argument(
+        "--flops", type=flops_argument, help="show the GhostNet the tiny formula builds for this budget"
+    )
     parser.add_argument("--spec", choices=sorted(PRESETS), help="print the block table of a variant")
     args = parser.parse_args(argv)
     if args.flops is not None:

@@ -15,7 +15,6 @@ from keras_tinynet.spec import BlockSpec
 BN_EPSILON = 1e-5
 BN_MOMENTUM = 0.9  # PyTorch's 0.1; Keras' default 0.99 leaves small models untrainable from scratch
 
-ACTIVATIONS = ("relu", "hard_swish")
 
 # PyTorch's default initialization (uniform, variance 1 / (3 fan_in)), which the reference GhostNet
 # trains with. He initialization makes random-weight activations double in every residual block and
@@ -68,13 +67,24 @@ def conv_bn(
     padding = "valid" if stride > 1 or kernel_size == 1 else "same"
     if filters is None:
         conv = layers.DepthwiseConv2D(
-            kernel_size, stride, padding=padding, use_bias=False,
-            depthwise_initializer=CONV_INITIALIZER, name=f"{name}_conv", dtype=dtype,
+            kernel_size,
+            stride,
+            padding=padding,
+            use_bias=False,
+            depthwise_initializer=CONV_INITIALIZER,
+            name=f"{name}_conv",
+            dtype=dtype,
         )
     else:
         conv = layers.Conv2D(
-            filters, kernel_size, stride, padding=padding, use_bias=False,
-            kernel_initializer=CONV_INITIALIZER, name=f"{name}_conv", dtype=dtype,
+            filters,
+            kernel_size,
+            stride,
+            padding=padding,
+            use_bias=False,
+            kernel_initializer=CONV_INITIALIZER,
+            name=f"{name}_conv",
+            dtype=dtype,
         )
     x = conv(x)
     x = layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=f"{name}_bn", dtype=dtype)(x)

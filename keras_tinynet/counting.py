@@ -28,7 +28,7 @@ class Counts:
     def flops(self) -> int:
         return self.macs + self.gate_multiplies
 
-    def __add__(self, other: "Counts") -> "Counts":
+    def __add__(self, other: Counts) -> Counts:
         return Counts(*(a + b for a, b in zip(dataclasses.astuple(self), dataclasses.astuple(other))))
 
 

@@ -77,7 +77,7 @@ def load(name: str, data_dir: str | None = None, manual_dir: str | None = None, 
     if name == "digits":
         return _digits(seed)
     if name.startswith("folder:"):
-        return _image_folder(name[len("folder:"):])
+        return _image_folder(name[len("folder:") :])
     return _tfds(name, data_dir, manual_dir)
 
 
@@ -95,8 +95,15 @@ def _digits(seed: int) -> Dataset:
     def split(indices):
         return tf.data.Dataset.from_tensor_slices((images[indices], digits.target[indices].astype(np.int64)))
 
-    return Dataset("digits", split(train), split(held_out), len(train), len(held_out),
-                   tuple(str(d) for d in range(10)), in_memory=True)
+    return Dataset(
+        "digits",
+        split(train),
+        split(held_out),
+        len(train),
+        len(held_out),
+        tuple(str(d) for d in range(10)),
+        in_memory=True,
+    )
 
 
 def _image_folder(root: str) -> Dataset:
@@ -127,7 +134,9 @@ def _image_folder(root: str) -> Dataset:
     corrupt = _undecodable(files)
     if corrupt:
         shown = "\n  ".join(corrupt[:10]) + ("\n  ..." if len(corrupt) > 10 else "")
-        raise DataError(f"{len(corrupt)} image file(s) in {root!r} cannot be decoded; remove or replace them:\n  {shown}")
+        raise DataError(
+            f"{len(corrupt)} image file(s) in {root!r} cannot be decoded; remove or replace them:\n  {shown}"
+        )
 
     builder = tfds.ImageFolder(root)
     decoders = {"image": tfds.decode.SkipDecoding()}
@@ -139,9 +148,13 @@ def _image_folder(root: str) -> Dataset:
 
     info = builder.info
     return Dataset(
-        f"folder:{root}", decoded(train), decoded(evaluation),
-        info.splits["train"].num_examples, info.splits[eval_split].num_examples,
-        tuple(info.features["label"].names), in_memory=False,
+        f"folder:{root}",
+        decoded(train),
+        decoded(evaluation),
+        info.splits["train"].num_examples,
+        info.splits[eval_split].num_examples,
+        tuple(info.features["label"].names),
+        in_memory=False,
     )
 
 
@@ -184,15 +197,24 @@ def _tfds(name: str, data_dir: str | None, manual_dir: str | None) -> Dataset:
     if "train" not in splits or eval_split is None:
         raise DataError(f"Dataset {name!r} needs a 'train' split and one of {EVAL_SPLIT_NAMES}; it has {list(splits)}.")
     features = builder.info.features
-    image_key = "image" if "image" in features else next(k for k, f in features.items() if isinstance(f, tfds.features.Image))
+    image_key = (
+        "image" if "image" in features else next(k for k, f in features.items() if isinstance(f, tfds.features.Image))
+    )
     label = features["label"]
 
     def pairs(split, shuffle):
         ds = builder.as_dataset(split=split, shuffle_files=shuffle, decoders={image_key: tfds.decode.SkipDecoding()})
         return ds.map(lambda ex: (_decode(ex[image_key]), ex["label"]), num_parallel_calls=tf.data.AUTOTUNE)
 
-    return Dataset(name, pairs("train", True), pairs(eval_split, False), splits["train"].num_examples,
-                   splits[eval_split].num_examples, tuple(label.names), in_memory=False)
+    return Dataset(
+        name,
+        pairs("train", True),
+        pairs(eval_split, False),
+        splits["train"].num_examples,
+        splits[eval_split].num_examples,
+        tuple(label.names),
+        in_memory=False,
+    )
 
 
 def random_resized_crop(image, size: int, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3)):
@@ -295,6 +317,7 @@ def pipeline(
         def prepare(image, label):
             return train_preprocess(image, image_size, augmentation, randaugment), label
     else:
+
         def prepare(image, label):
             return eval_preprocess(image, image_size), label
 

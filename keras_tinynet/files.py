@@ -1,14 +1,18 @@
-"""Atomic file writes: a reader sees the old file or the whole new one, never a half-written one.
+"""Atomic writes: a reader sees the old file (or directory) or the whole new one, never a half-written one.
 
-Shared by the exports, the training run's JSON files, converted checkpoints and the benchmarks'
-results. Standard library only.
+Shared by the exports, the training run's checkpoints and JSON files, converted weights and the
+benchmarks' results, with the one sha256 helper. Standard library only.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+import shutil
 import tempfile
+
+STAGING_MARK = ".partial-"  # in the name of every staged file and directory, until it is renamed into place
 
 
 def umask() -> int:
@@ -53,7 +57,9 @@ def staged_file(path: str | os.PathLike, suffix: str = ""):
     path = os.path.abspath(os.fspath(path))
     directory = os.path.dirname(path)
     os.makedirs(directory, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.partial-", suffix=suffix, dir=directory)
+    handle, temporary = tempfile.mkstemp(
+        prefix=f".{os.path.basename(path)}{STAGING_MARK}", suffix=suffix, dir=directory
+    )
     os.close(handle)
     try:
         yield temporary
@@ -71,3 +77,55 @@ def write_atomically(path: str | os.PathLike, data: bytes | str) -> None:
         stream.write(data.encode("utf-8") if isinstance(data, str) else data)
         stream.flush()
         os.fsync(stream.fileno())
+
+
+@contextlib.contextmanager
+def staged_directory(path: str | os.PathLike, replace: bool = False):
+    """Yields a hidden temporary directory beside `path`; when the block succeeds, gives it ordinary
+    permissions, syncs it and renames it onto `path` (an existing `path` only with `replace`). When the
+    block fails, the staging directory is removed and `path` is left as it was."""
+    path = os.path.abspath(os.fspath(path))
+    parent = os.path.dirname(path)
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}{STAGING_MARK}", dir=parent)
+    try:
+        yield staging
+        make_publishable(staging)
+        fsync_tree(staging)
+        if os.path.exists(path):
+            if not replace:
+                raise FileExistsError(f"{path} already exists")
+            shutil.rmtree(path)
+        os.rename(staging, path)
+        fsync_dir(parent)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def remove_stale_staging(directory: str | os.PathLike) -> list[str]:
+    """Removes what killed writers left staged in `directory` (not below it); returns the removed paths.
+
+    Call it only where no other writer can be at work (the training run holds its directory's lock)."""
+    directory = os.fspath(directory)
+    if not os.path.isdir(directory):
+        return []
+    removed = []
+    for entry in os.listdir(directory):
+        if entry.startswith(".") and STAGING_MARK in entry:
+            full = os.path.join(directory, entry)
+            if os.path.isdir(full) and not os.path.islink(full):
+                shutil.rmtree(full, ignore_errors=True)
+            else:
+                os.remove(full)
+            removed.append(full)
+    return removed
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -13,6 +13,8 @@ import keras
 import numpy as np
 from keras import layers
 
+from keras_tinynet import _compat
+
 FOLDABLE_CONVOLUTIONS = (layers.Conv2D, layers.DepthwiseConv2D)
 
 
@@ -23,7 +25,11 @@ def fold_batch_norm(model: keras.Model) -> keras.Model:
     its own variables, keeps every layer name (a merged conv keeps the conv's name and gains a bias)
     and computes the same outputs in inference mode up to float rounding.
     """
-    if not isinstance(model, keras.Model) or not hasattr(model, "_nodes_by_depth") or isinstance(model, keras.Sequential):
+    if (
+        not isinstance(model, keras.Model)
+        or not hasattr(model, "_nodes_by_depth")
+        or isinstance(model, keras.Sequential)
+    ):
         raise ValueError(
             f"`model` must be a functional keras.Model (as keras_tinynet's builders return); received {type(model).__name__}."
         )
@@ -56,7 +62,7 @@ def fold_batch_norm(model: keras.Model) -> keras.Model:
 
 def _conv_bn_pairs(model: keras.Model) -> list[tuple[layers.Layer, layers.BatchNormalization]]:
     """(conv, bn) pairs of `model` where the conv's only consumer is the BN, in graph order."""
-    nodes = [node for depth in sorted(model._nodes_by_depth, reverse=True) for node in model._nodes_by_depth[depth]]
+    nodes = _compat.layer_graph(model)
     consumers: dict[int, int] = {}
     for node in nodes:
         for tensor in node.input_tensors:
@@ -68,15 +74,15 @@ def _conv_bn_pairs(model: keras.Model) -> list[tuple[layers.Layer, layers.BatchN
         if not isinstance(bn, layers.BatchNormalization) or len(node.input_tensors) != 1:
             continue
         (tensor,) = node.input_tensors
-        conv = tensor._keras_history.operation
+        conv = _compat.producer(tensor)
         if (
             isinstance(conv, FOLDABLE_CONVOLUTIONS)
             and conv.data_format == "channels_last"
             and bn.axis in (-1, len(tensor.shape) - 1)
             and consumers[id(tensor)] == 1
             and id(tensor) not in outputs
-            and len(conv._inbound_nodes) == 1
-            and len(bn._inbound_nodes) == 1
+            and _compat.call_count(conv) == 1
+            and _compat.call_count(bn) == 1
         ):
             pairs.append((conv, bn))
     return pairs

@@ -13,12 +13,18 @@ import keras
 from keras import layers
 
 from keras_tinynet import blocks as B
-from keras_tinynet import weights as weights_io
 from keras_tinynet.counting import count
-from keras_tinynet.spec import IMAGENET_PREPROCESSING, PRESETS, NetworkSpec, get_spec
-from keras_tinynet.formula import tiny_formula
-
-MIN_SIZE = 32
+from keras_tinynet.spec import (
+    ACTIVATIONS,
+    IMAGENET_PREPROCESSING,
+    MIN_SIZE,
+    PRESETS,
+    NetworkSpec,
+    builder_name,
+    get_spec,
+    resolve_spec,
+)
+from keras_tinynet.weights import loading
 
 
 def GhostNet(
@@ -44,9 +50,11 @@ def GhostNet(
     `GhostNet(flops=200e6)` runs the tiny formula and builds a 200M-FLOPs GhostNet at the image size
     it chose. All other arguments are those of the variant builders (see `GhostNetA`).
     """
-    spec = _resolve_spec(spec, flops)
-    if activation not in B.ACTIVATIONS:
-        raise ValueError(f"`activation` must be one of {B.ACTIVATIONS}; received activation={activation!r}.")
+    if (spec is None) == (flops is None):
+        raise ValueError(f"Pass exactly one of `spec` and `flops`; received spec={spec!r}, flops={flops!r}.")
+    spec = resolve_spec(spec=spec) if flops is None else resolve_spec(flops=flops)
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"`activation` must be one of {ACTIVATIONS}; received activation={activation!r}.")
     for arg, rate in (("dropout_rate", dropout_rate), ("drop_connect_rate", drop_connect_rate)):
         if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
             raise ValueError(f"`{arg}` must be a number in [0, 1); received {arg}={rate!r}.")
@@ -73,24 +81,31 @@ def GhostNet(
     if include_preprocessing:
         x = _preprocessing(x, input_shape[-1], dtype)
     x = B.conv_bn(x, spec.stem_channels, 3, "stem", stride=2, activation=activation, dtype=dtype)
+    stage_ends = spec.stage_ends
+    pyramid = {}
     for index, block in enumerate(spec.blocks):
         drop_rate = drop_connect_rate * index / len(spec.blocks)
         x = B.ghost_bottleneck(x, block, f"block{index}", activation, drop_rate, dtype)
+        if index in stage_ends:
+            pyramid[f"P{len(pyramid) + 1}"] = x
     x = B.conv_bn(x, spec.final_channels, 1, "final", activation=activation, dtype=dtype)
 
     if include_top:
         x = layers.GlobalAveragePooling2D(keepdims=True, name="avg_pool", dtype=dtype)(x)
-        x = layers.Conv2D(
-            spec.head_channels, 1, kernel_initializer=B.CONV_INITIALIZER, name="conv_head", dtype=dtype
-        )(x)
+        x = layers.Conv2D(spec.head_channels, 1, kernel_initializer=B.CONV_INITIALIZER, name="conv_head", dtype=dtype)(
+            x
+        )
         x = B.activation_layer(activation, "conv_head_act", dtype)(x)
         x = layers.Flatten(name="flatten", dtype=dtype)(x)
         if dropout_rate > 0:
             x = layers.Dropout(dropout_rate, name="top_dropout", dtype=dtype)(x)
         # Float32 logits and softmax, also under mixed precision.
         x = layers.Dense(
-            classes, activation=classifier_activation, kernel_initializer=B.DENSE_INITIALIZER,
-            name="predictions", dtype="float32",
+            classes,
+            activation=classifier_activation,
+            kernel_initializer=B.DENSE_INITIALIZER,
+            name="predictions",
+            dtype="float32",
         )(x)
     else:
         if pooling == "avg":
@@ -103,10 +118,11 @@ def GhostNet(
     if name is None:
         name = spec.name + ("_hswish" if activation == "hard_swish" else "")
     model = keras.Model(inputs, x, name=name)
+    model.pyramid_outputs = pyramid  # keras-hub's name: the stage outputs at strides 2..32, from the spec
     if weights == "imagenet":
-        weights_io.load_imagenet_weights(model, spec.name, include_top)
+        loading.load_imagenet_weights(model, spec.name, include_top)
     elif weights is not None:
-        weights_io.load_weights(model, weights)
+        loading.load_weights(model, weights)
     return model
 
 
@@ -120,38 +136,17 @@ def as_float32(x, name: str):
 def feature_pyramid(model: keras.Model) -> keras.Model:
     """The five stage outputs of a GhostNet (strides 2, 4, 8, 16, 32) as a dict-output model.
 
-    Keys "P1".."P5" follow keras-hub's `pyramid_outputs`. A stage ends with the block before each
-    stride-2 block (the only blocks with a `_dw_conv`), and the last stage with the last block.
+    Keys "P1".."P5" follow keras-hub's `pyramid_outputs`, which the builders record from the spec's
+    stage ends while building.
     """
-    names = {layer.name for layer in model.layers}
-    count = sum(1 for n in names if n.startswith("block") and n.endswith("_add"))
-    if count == 0 or "stem_act" not in names:
-        raise ValueError(f"`model` must be a GhostNet built by keras_tinynet; {model.name!r} has no ghost blocks.")
-    strided = [i for i in range(count) if f"block{i}_dw_conv" in names]
-    ends = [f"block{i - 1}_add" if i else "stem_act" for i in strided] + [f"block{count - 1}_add"]
-    if len(ends) != 5:
-        raise ValueError(f"`model` {model.name!r} has {len(ends)} feature stages; a GhostNet has 5.")
-    outputs = {f"P{level}": as_float32(model.get_layer(end).output, f"P{level}") for level, end in enumerate(ends, 1)}
-    return keras.Model(model.input, outputs, name=f"{model.name}_pyramid")
-
-
-def _resolve_spec(spec, flops) -> NetworkSpec:
-    if (spec is None) == (flops is None):
+    pyramid = getattr(model, "pyramid_outputs", None)
+    if not pyramid:
         raise ValueError(
-            f"Pass exactly one of `spec` and `flops`; received spec={spec!r}, flops={flops!r}."
+            f"`model` must be a GhostNet built by keras_tinynet (its builders record `pyramid_outputs`); "
+            f"{model.name!r} has none. For a model loaded from a file, build it with its builder and load the weights."
         )
-    if flops is not None:
-        return tiny_formula(flops).spec
-    if isinstance(spec, NetworkSpec):
-        return spec
-    if isinstance(spec, str):
-        return get_spec(spec)
-    if isinstance(spec, dict):
-        return NetworkSpec.from_dict(spec)
-    raise ValueError(
-        f"`spec` must be a NetworkSpec, a variant name ({', '.join(PRESETS)}) or a spec dict; "
-        f"received spec={spec!r}."
-    )
+    outputs = {level: as_float32(tensor, level) for level, tensor in pyramid.items()}
+    return keras.Model(model.input, outputs, name=f"{model.name}_pyramid")
 
 
 def _check_weights_argument(weights, include_top: bool, classes: int) -> None:
@@ -175,13 +170,17 @@ def _input_shape(input_shape, input_tensor, default_size: int, include_top: bool
     if input_shape is None:
         return (default_size, default_size, 3) if include_top else (None, None, 3)
     if len(input_shape) != 3 or not all(d is None or (isinstance(d, int) and d > 0) for d in input_shape):
-        raise ValueError(f"`input_shape` must be a tuple of three positive integers or None. Received: input_shape={input_shape}")
+        raise ValueError(
+            f"`input_shape` must be a tuple of three positive integers or None. Received: input_shape={input_shape}"
+        )
     input_shape = tuple(input_shape)
     if input_shape[-1] is None:
         raise ValueError(f"The number of input channels must be known. Received: input_shape={input_shape}")
     if weights == "imagenet":
         if input_shape[-1] != 3:
-            raise ValueError(f"The input must have 3 channels to load 'imagenet' weights; Received `input_shape={input_shape}`")
+            raise ValueError(
+                f"The input must have 3 channels to load 'imagenet' weights; Received `input_shape={input_shape}`"
+            )
         if include_top and input_shape[:2] != (default_size, default_size):
             raise ValueError(
                 "When setting `include_top=True` and loading `imagenet` weights, `input_shape` should be "
@@ -238,8 +237,8 @@ Returns:
 """
 
 
-def _variant(function_name: str, preset_name: str, title: str):
-    """Makes a variant builder with the keras.applications signature and the shared docstring."""
+def _variant(preset_name: str):
+    """Makes a preset's builder with the keras.applications signature and the shared docstring."""
 
     def builder(
         include_top=True,
@@ -260,9 +259,9 @@ def _variant(function_name: str, preset_name: str, title: str):
 
     spec = get_spec(preset_name)
     counts = count(spec)
-    builder.__name__ = builder.__qualname__ = function_name
+    builder.__name__ = builder.__qualname__ = builder_name(preset_name)
     builder.__doc__ = BASE_DOCSTRING.format(
-        title=title,
+        title=PRESETS[preset_name].title,
         description=PRESETS[preset_name].description + ".",
         size=spec.default_size,
         params=counts.params / 1e6,
@@ -271,17 +270,5 @@ def _variant(function_name: str, preset_name: str, title: str):
     return builder
 
 
-GhostNetA = _variant("GhostNetA", "ghostnet_a", "GhostNet-A")
-GhostNetB = _variant("GhostNetB", "ghostnet_b", "GhostNet-B")
-GhostNetC = _variant("GhostNetC", "ghostnet_c", "GhostNet-C")
-GhostNetD = _variant("GhostNetD", "ghostnet_d", "GhostNet-D")
-GhostNet050 = _variant("GhostNet050", "ghostnet_050", "GhostNet 0.5x")
-GhostNet100 = _variant("GhostNet100", "ghostnet_100", "GhostNet 1.0x")
-GhostNet130 = _variant("GhostNet130", "ghostnet_130", "GhostNet 1.3x")
-GhostNet150 = _variant("GhostNet150", "ghostnet_150", "GhostNet 1.5x")
-
-VARIANTS = {
-    "ghostnet_a": GhostNetA, "ghostnet_b": GhostNetB, "ghostnet_c": GhostNetC, "ghostnet_d": GhostNetD,
-    "ghostnet_050": GhostNet050, "ghostnet_100": GhostNet100, "ghostnet_130": GhostNet130,
-    "ghostnet_150": GhostNet150,
-}
+VARIANTS = {preset: _variant(preset) for preset in PRESETS}
+globals().update({builder.__name__: builder for builder in VARIANTS.values()})

@@ -13,7 +13,13 @@ Two levels:
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+import os
+
+MIN_SIZE = 32  # smallest input height and width: five stride-2 stages leave a 1x1 map
+ACTIVATIONS = ("relu", "hard_swish")  # the paper's base rows, and its "+ HSwish" rows
+
 
 def make_divisible(value: float, divisor: int) -> int:
     """Rounds `value` to a multiple of `divisor`, never going more than 10% below it.
@@ -106,7 +112,7 @@ class NetworkSpec:
 
     def __post_init__(self):
         object.__setattr__(self, "blocks", tuple(self.blocks))
-        _check_positive_int("default_size", self.default_size, minimum=32)
+        _check_positive_int("default_size", self.default_size, minimum=MIN_SIZE)
         for field in ("stem_channels", "final_channels", "head_channels"):
             _check_positive_int(field, getattr(self, field))
         if not self.blocks:
@@ -116,8 +122,7 @@ class NetworkSpec:
             where = f"block {index} of {self.name!r}"
             if block.in_channels != previous:
                 raise ValueError(
-                    f"{where}: in_channels={block.in_channels} does not match the previous output "
-                    f"width {previous}."
+                    f"{where}: in_channels={block.in_channels} does not match the previous output width {previous}."
                 )
             for field in ("mid_channels", "out_channels"):
                 _check_positive_int(f"{where} {field}", getattr(block, field))
@@ -152,7 +157,7 @@ class NetworkSpec:
         }
 
     @classmethod
-    def from_dict(cls, config: dict) -> "NetworkSpec":
+    def from_dict(cls, config: dict) -> NetworkSpec:
         expected = {"name", "default_size", "stem_channels", "blocks", "final_channels", "head_channels"}
         if set(config) != expected:
             raise ValueError(
@@ -165,9 +170,7 @@ class NetworkSpec:
             elif len(row) == len(_BLOCK_COLUMNS):
                 blocks.append(BlockSpec(*row))
             else:
-                raise ValueError(
-                    f"blocks[{index}] must list {', '.join(_BLOCK_COLUMNS)}; received {row!r}."
-                )
+                raise ValueError(f"blocks[{index}] must list {', '.join(_BLOCK_COLUMNS)}; received {row!r}.")
         return cls(**{**config, "blocks": tuple(blocks)})
 
     def table(self) -> str:
@@ -234,10 +237,10 @@ def scale(
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or math.isinf(value):
             raise ValueError(f"`{arg}` must be a positive finite number; received {value!r}.")
     image_size = round(architecture.default_size * resolution)
-    if image_size < 32:
+    if image_size < MIN_SIZE:
         raise ValueError(
             f"`resolution`={resolution} gives an image size of {image_size} for {architecture.name}; "
-            "the smallest image size is 32."
+            f"the smallest image size is {MIN_SIZE}."
         )
     repeats: list[int] = []
     for stage in feature_stages(architecture.rows):
@@ -281,8 +284,16 @@ def scale(
 def _tinynet_rows() -> tuple[Row, ...]:
     # (expand ratio, out, stride, repeats, kernel of the first block); the rest use 3x3; all have SE.
     table = [
-        (1, 28, 1, 1, 3), (3, 44, 2, 1, 3), (3, 44, 1, 1, 3), (3, 72, 2, 1, 5), (3, 72, 1, 2, 3),
-        (6, 140, 2, 1, 3), (2.5, 140, 1, 3, 3), (6, 196, 1, 3, 3), (6, 280, 2, 1, 5), (6, 280, 1, 5, 3),
+        (1, 28, 1, 1, 3),
+        (3, 44, 2, 1, 3),
+        (3, 44, 1, 1, 3),
+        (3, 72, 2, 1, 5),
+        (3, 72, 1, 2, 3),
+        (6, 140, 2, 1, 3),
+        (2.5, 140, 1, 3, 3),
+        (6, 196, 1, 3, 3),
+        (6, 280, 2, 1, 5),
+        (6, 280, 1, 5, 3),
     ]
     return tuple(
         Row(out, repeats=n, stride=s, kernel_size=k, rest_kernel_size=3, expand_ratio=ratio, se_reduction=10)
@@ -293,10 +304,22 @@ def _tinynet_rows() -> tuple[Row, ...]:
 def _original_rows() -> tuple[Row, ...]:
     # (kernel, expansion channels, out, squeeze-excite, stride), one block per row.
     table = [
-        (3, 16, 16, 0, 1), (3, 48, 24, 0, 2), (3, 72, 24, 0, 1), (5, 72, 40, 1, 2), (5, 120, 40, 1, 1),
-        (3, 240, 80, 0, 2), (3, 200, 80, 0, 1), (3, 184, 80, 0, 1), (3, 184, 80, 0, 1),
-        (3, 480, 112, 1, 1), (3, 672, 112, 1, 1), (5, 672, 160, 1, 2), (5, 960, 160, 0, 1),
-        (5, 960, 160, 1, 1), (5, 960, 160, 0, 1), (5, 960, 160, 1, 1),
+        (3, 16, 16, 0, 1),
+        (3, 48, 24, 0, 2),
+        (3, 72, 24, 0, 1),
+        (5, 72, 40, 1, 2),
+        (5, 120, 40, 1, 1),
+        (3, 240, 80, 0, 2),
+        (3, 200, 80, 0, 1),
+        (3, 184, 80, 0, 1),
+        (3, 184, 80, 0, 1),
+        (3, 480, 112, 1, 1),
+        (3, 672, 112, 1, 1),
+        (5, 672, 160, 1, 2),
+        (5, 960, 160, 0, 1),
+        (5, 960, 160, 1, 1),
+        (5, 960, 160, 0, 1),
+        (5, 960, 160, 1, 1),
     ]
     return tuple(
         Row(out, stride=s, kernel_size=k, rest_kernel_size=k, mid_channels=mid, se_reduction=4 if se else 0)
@@ -339,6 +362,7 @@ class Preset:
     image_size: int
     depth: float
     width: float
+    title: str
     description: str
 
     def spec(self, name: str) -> NetworkSpec:
@@ -350,14 +374,14 @@ class Preset:
 # Table 1's parameters and FLOPs within 1% and follow the TinyNet trend (resolution and depth shrink
 # before width). See README "How GhostNet-B/C/D were reconstructed".
 PRESETS: dict[str, Preset] = {
-    "ghostnet_a": Preset(TINYNET_GHOSTNET, 240, 1.00, 1.000, "TinyNet GhostNet-A (the table)"),
-    "ghostnet_b": Preset(TINYNET_GHOSTNET, 205, 1.08, 0.805, "GhostNet-A twisted to 300M FLOPs"),
-    "ghostnet_c": Preset(TINYNET_GHOSTNET, 187, 0.76, 0.675, "GhostNet-A twisted to 141M FLOPs"),
-    "ghostnet_d": Preset(TINYNET_GHOSTNET, 145, 0.50, 0.520, "GhostNet-A twisted to 52M FLOPs"),
-    "ghostnet_050": Preset(ORIGINAL_GHOSTNET, 224, 1.0, 0.5, "original GhostNet 0.5x (CVPR 2020)"),
-    "ghostnet_100": Preset(ORIGINAL_GHOSTNET, 224, 1.0, 1.0, "original GhostNet 1.0x (CVPR 2020)"),
-    "ghostnet_130": Preset(ORIGINAL_GHOSTNET, 224, 1.0, 1.3, "original GhostNet 1.3x (CVPR 2020)"),
-    "ghostnet_150": Preset(ORIGINAL_GHOSTNET, 224, 1.0, 1.5, "original GhostNet 1.5x (CVPR 2020)"),
+    "ghostnet_a": Preset(TINYNET_GHOSTNET, 240, 1.00, 1.000, "GhostNet-A", "TinyNet GhostNet-A (the table)"),
+    "ghostnet_b": Preset(TINYNET_GHOSTNET, 205, 1.08, 0.805, "GhostNet-B", "GhostNet-A twisted to 300M FLOPs"),
+    "ghostnet_c": Preset(TINYNET_GHOSTNET, 187, 0.76, 0.675, "GhostNet-C", "GhostNet-A twisted to 141M FLOPs"),
+    "ghostnet_d": Preset(TINYNET_GHOSTNET, 145, 0.50, 0.520, "GhostNet-D", "GhostNet-A twisted to 52M FLOPs"),
+    "ghostnet_050": Preset(ORIGINAL_GHOSTNET, 224, 1.0, 0.5, "GhostNet 0.5x", "original GhostNet 0.5x (CVPR 2020)"),
+    "ghostnet_100": Preset(ORIGINAL_GHOSTNET, 224, 1.0, 1.0, "GhostNet 1.0x", "original GhostNet 1.0x (CVPR 2020)"),
+    "ghostnet_130": Preset(ORIGINAL_GHOSTNET, 224, 1.0, 1.3, "GhostNet 1.3x", "original GhostNet 1.3x (CVPR 2020)"),
+    "ghostnet_150": Preset(ORIGINAL_GHOSTNET, 224, 1.0, 1.5, "GhostNet 1.5x", "original GhostNet 1.5x (CVPR 2020)"),
 }
 
 
@@ -366,6 +390,59 @@ def get_spec(name: str) -> NetworkSpec:
     if name not in PRESETS:
         raise ValueError(f"Unknown GhostNet variant `name`={name!r}; available: {', '.join(PRESETS)}.")
     return PRESETS[name].spec(name)
+
+
+def builder_name(preset: str) -> str:
+    """The Keras builder of a preset: ghostnet_b -> GhostNetB, ghostnet_100 -> GhostNet100."""
+    family, _, variant = preset.rpartition("_")
+    return "".join(part.capitalize() for part in family.split("_")).replace("net", "Net") + variant.upper()
+
+
+def resolve_spec(model: str | None = None, *, flops: float | None = None, spec=None) -> NetworkSpec:
+    """The NetworkSpec of exactly one of: a preset name (`model`), a FLOPs budget (the tiny formula), or a
+    `spec` (a NetworkSpec, its dict, a preset name, or the path of a JSON file of `NetworkSpec.to_dict()`)."""
+    given = {k: v for k, v in (("model", model), ("flops", flops), ("spec", spec)) if v is not None}
+    if len(given) != 1:
+        raise ValueError(
+            "Pass exactly one of `model`, `flops` and `spec`; received "
+            + (", ".join(f"{k}={v!r}" for k, v in given.items()) or "none of them")
+            + f". Models: {', '.join(PRESETS)}."
+        )
+    if model is not None:
+        if model not in PRESETS:
+            raise ValueError(f"`model` must be one of {', '.join(PRESETS)}; received model={model!r}.")
+        return get_spec(model)
+    if flops is not None:
+        from keras_tinynet.formula import tiny_formula  # the formula reads specs: imported when used
+
+        if isinstance(flops, bool) or not isinstance(flops, (int, float)) or not flops > 0:
+            raise ValueError(f"`flops` must be a positive number such as 200e6; received flops={flops!r}.")
+        try:
+            return tiny_formula(float(flops)).spec
+        except ValueError as error:
+            raise ValueError(f"`flops`={flops:g}: {error}") from None
+    if isinstance(spec, NetworkSpec):
+        return spec
+    if isinstance(spec, dict):
+        return NetworkSpec.from_dict(spec)
+    if isinstance(spec, str) and spec in PRESETS:
+        return get_spec(spec)
+    if isinstance(spec, (str, os.PathLike)):
+        path = os.fspath(spec)
+        if not os.path.isfile(path):
+            raise ValueError(
+                f"`spec` must be a NetworkSpec JSON file (NetworkSpec.to_dict()) or a model name "
+                f"({', '.join(PRESETS)}); received spec={path!r} (no such file)."
+            )
+        try:
+            with open(path) as handle:
+                return NetworkSpec.from_dict(json.load(handle))
+        except (json.JSONDecodeError, TypeError, UnicodeDecodeError) as error:
+            raise ValueError(f"`spec`={path!r} is not a NetworkSpec JSON file: {error}.") from None
+    raise ValueError(
+        f"`spec` must be a NetworkSpec, a variant name ({', '.join(PRESETS)}), a spec dict or a JSON file path; "
+        f"received spec={spec!r}."
+    )
 
 
 @dataclasses.dataclass(frozen=True)

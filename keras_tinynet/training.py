@@ -7,6 +7,7 @@ embedded digits to about 98% validation accuracy in a few minutes on 2 CPU cores
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -20,11 +21,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_tinynet import _compat
 from keras_tinynet import data as data_lib
 from keras_tinynet.files import write_atomically
 from keras_tinynet.models import GhostNet
 from keras_tinynet.spec import get_spec
-from keras_tinynet.weights import load_weights
+from keras_tinynet.weights.loading import load_weights
 
 STRATEGIES = ("mirrored", "multi_worker", "one_device", "tpu")
 OPTIMIZERS = ("rmsprop", "sgd", "adamw")
@@ -35,40 +37,53 @@ class TrainingError(ValueError):
     """A run that cannot start or went wrong, with what to change."""
 
 
+def _option(default, help_text: str):
+    """A TrainConfig field whose help text the command line shows (its flags are made from the fields)."""
+    return dataclasses.field(default=default, metadata={"help": help_text})
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """Every knob of a run. `None` means: the recipe's value (see `resolve`)."""
 
-    model: str = "ghostnet_d"
-    flops: float | None = None
-    activation: str = "relu"
-    image_size: int | None = None
-    dataset: str = "digits"
-    data_dir: str | None = None
-    manual_dir: str | None = None
-    epochs: int | None = None
-    batch_size: int | None = None
-    steps_per_epoch: int | None = None
-    optimizer: str = "rmsprop"
-    learning_rate: float | None = None  # per 1024 images; scaled linearly with the batch size
-    schedule: str = "exponential"
-    warmup_epochs: float | None = None
-    decay_rate: float = 0.97
-    decay_epochs: float = 2.4
-    weight_decay: float | None = None
-    label_smoothing: float = 0.1
-    ema_momentum: float = 0.9999
-    dropout_rate: float = 0.2
-    drop_connect_rate: float = 0.0
-    randaugment: tuple[int, int] | None = None
-    color_jitter: float = 0.4
-    crop_min_scale: float | None = None
-    flip: bool | None = None
-    strategy: str = "mirrored"
-    mixed_precision: bool = False
-    jit_compile: bool = False
-    model_dir: str | None = None
-    seed: int = 0
+    model: str = _option("ghostnet_d", "Preset to train (see `keras-tinynet models`).")
+    flops: float | None = _option(
+        None, "Train the network the tiny formula builds for this FLOPs budget (e.g. 200M) instead of --model."
+    )
+    activation: str = _option("relu", "relu, or hard_swish for the paper's '+ HSwish' rows.")
+    image_size: int | None = _option(None, "Input size (default: the model's; 48 for the embedded digits).")
+    dataset: str = _option("digits", "'digits' (embedded), 'folder:/path' (ImageFolder layout) or a tfds name.")
+    data_dir: str | None = _option(None, "tensorflow-datasets data directory.")
+    manual_dir: str | None = _option(None, "Directory of manually downloaded archives (imagenet2012).")
+    epochs: int | None = _option(None, "Epochs (recipe: 450; digits: 12).")
+    batch_size: int | None = _option(None, "Global batch size, split between the replicas (recipe: 1024; digits: 64).")
+    steps_per_epoch: int | None = _option(None, "Steps per epoch (default: one pass over the training split).")
+    optimizer: str = _option("rmsprop", "rmsprop (the recipe), sgd or adamw.")
+    learning_rate: float | None = _option(
+        None, "Peak learning rate per 1024 images, scaled linearly with --batch_size."
+    )
+    schedule: str = _option("exponential", "exponential (warm-up, then x decay_rate every decay_epochs) or cosine.")
+    warmup_epochs: float | None = _option(None, "Linear warm-up from 1e-6 (recipe: 3; digits: 1).")
+    decay_rate: float = _option(0.97, "Exponential schedule: multiply the learning rate by this ...")
+    decay_epochs: float = _option(2.4, "... every this many epochs.")
+    weight_decay: float | None = _option(None, "Decoupled weight decay, not on BN and biases (rmsprop: 1e-5).")
+    label_smoothing: float = _option(0.1, "Label smoothing.")
+    ema_momentum: float = _option(0.9999, "EMA of the weights used for evaluation and export (0: off).")
+    dropout_rate: float = _option(0.2, "Dropout before the classifier.")
+    drop_connect_rate: float = _option(0.0, "Stochastic depth rate of the last block.")
+    randaugment: tuple[int, int] | None = _option(
+        None, "N,M: RandAugment with N ops of magnitude M (0..10), the '+ RA' rows."
+    )
+    color_jitter: float = _option(0.4, "Brightness/contrast/saturation jitter.")
+    crop_min_scale: float | None = _option(None, "Smallest random-resized-crop area (recipe: 0.08; digits: 0.35).")
+    flip: bool | None = _option(None, "Random horizontal flips (recipe: on; digits: off).")
+    strategy: str = _option("mirrored", "tf.distribute strategy.")
+    mixed_precision: bool = _option(False, "mixed_float16 on GPUs, mixed_bfloat16 elsewhere.")
+    jit_compile: bool = _option(False, "XLA (measure first: about 10x slower on CPUs).")
+    model_dir: str | None = _option(
+        None, "Run directory: checkpoints, logs, final weights, summary.json (default: runs/<model>-<dataset>)."
+    )
+    seed: int = _option(0, "Random seed.")
 
 
 # The published TinyNet recipe (ImageNet, 450 epochs at batch 1024) and the embedded default, whose
@@ -133,7 +148,9 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     """mirrored: all local GPUs, else all logical CPUs; multi_worker: from TF_CONFIG; one_device; tpu."""
     if name == "multi_worker":  # first: collective ops must be configured before TensorFlow starts
         if "TF_CONFIG" not in os.environ:
-            raise TrainingError("`strategy`='multi_worker' needs the TF_CONFIG environment variable (cluster and task).")
+            raise TrainingError(
+                "`strategy`='multi_worker' needs the TF_CONFIG environment variable (cluster and task)."
+            )
         return tf.distribute.MultiWorkerMirroredStrategy()
     gpus = tf.config.list_logical_devices("GPU")
     if name == "mirrored":
@@ -176,8 +193,13 @@ class WarmupExponentialDecay(keras.optimizers.schedules.LearningRateSchedule):
         return keras.ops.where(step < self.warmup_steps, warm, decayed)
 
     def get_config(self):
-        return dict(peak=self.peak, warmup_steps=self.warmup_steps, decay_steps=self.decay_steps,
-                    decay_rate=self.decay_rate, initial=self.initial)
+        return dict(
+            peak=self.peak,
+            warmup_steps=self.warmup_steps,
+            decay_steps=self.decay_steps,
+            decay_rate=self.decay_rate,
+            initial=self.initial,
+        )
 
 
 def learning_rate_schedule(config: TrainConfig, steps_per_epoch: int):
@@ -204,14 +226,17 @@ def make_optimizer(config: TrainConfig, model: keras.Model, steps_per_epoch: int
     schedule = learning_rate_schedule(config, steps_per_epoch)
     ema = dict(use_ema=config.ema_momentum > 0, ema_momentum=ema_momentum(config, config.epochs * steps_per_epoch))
     if config.optimizer == "rmsprop":
-        optimizer = keras.optimizers.RMSprop(schedule, rho=0.9, momentum=0.9, epsilon=1e-3,
-                                             weight_decay=config.weight_decay, **ema)
+        optimizer = keras.optimizers.RMSprop(
+            schedule, rho=0.9, momentum=0.9, epsilon=1e-3, weight_decay=config.weight_decay, **ema
+        )
     elif config.optimizer == "sgd":
         optimizer = keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True, weight_decay=config.weight_decay, **ema)
     else:
         optimizer = keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay, **ema)
     # No weight decay on BN scales/offsets and biases, as in the recipe.
-    optimizer.exclude_from_weight_decay(var_list=[v for v in model.trainable_variables if v.name in ("gamma", "beta", "bias")])
+    optimizer.exclude_from_weight_decay(
+        var_list=[v for v in model.trainable_variables if v.name in ("gamma", "beta", "bias")]
+    )
     return optimizer
 
 
@@ -237,8 +262,19 @@ def weights_fingerprint(model: keras.Model) -> str:
 
 
 # Run-defining fields: resuming with other values would silently train something else.
-_RESUME_KEYS = ("model", "flops", "activation", "image_size", "dataset", "epochs", "batch_size", "optimizer",
-                "learning_rate", "schedule", "steps_per_epoch")
+_RESUME_KEYS = (
+    "model",
+    "flops",
+    "activation",
+    "image_size",
+    "dataset",
+    "epochs",
+    "batch_size",
+    "optimizer",
+    "learning_rate",
+    "schedule",
+    "steps_per_epoch",
+)
 
 
 class Checkpoints:
@@ -312,29 +348,17 @@ class EpochRecorder(keras.callbacks.Callback):
             return
         seconds = time.perf_counter() - self.started
         train_seconds = self.train_seconds or seconds
-        entry = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()},
-                 "seconds": round(seconds, 3), "images_per_second": round(self.images_per_epoch / train_seconds, 1)}
+        entry = {
+            "epoch": epoch + 1,
+            **{k: float(v) for k, v in (logs or {}).items()},
+            "seconds": round(seconds, 3),
+            "images_per_second": round(self.images_per_epoch / train_seconds, 1),
+        }
         self.history.append(entry)
         if self.checkpoints is not None:
-            self.checkpoints.save(self.model, epoch + 1, {"epoch": epoch + 1, "history": self.history,
-                                                          "config": self.config_dict})
-
-
-def _work_around_keras_multi_worker_bugs(model: keras.Model, image_size: int, num_classes: int) -> None:
-    """Makes Keras 3's `fit`/`evaluate` run under MultiWorkerMirroredStrategy (keras-team/keras#20585).
-
-    Two steps of Keras 3 fail there: before training it reduces one distributed batch across workers to
-    learn its shapes ("Attempt to convert a value (PerReplica ...)"), and after each step it reduces the
-    scalar logs along an axis they do not have ("Invalid reduction dimension 0"). So the model, loss,
-    metrics and optimizer are built here from the known shapes, and the logs are reduced over the local
-    replicas: Keras' metrics are already summed across all workers, so every worker logs the same values.
-    """
-    from keras.src.backend.tensorflow import trainer as tf_trainer
-
-    with model.distribute_strategy.scope():
-        model._symbolic_build(data_batch=(tf.zeros([1, image_size, image_size, 3]), tf.zeros([1, num_classes])))
-    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
-    tf_trainer._collective_all_reduce_multi_worker = lambda strategy: False
+            self.checkpoints.save(
+                self.model, epoch + 1, {"epoch": epoch + 1, "history": self.history, "config": self.config_dict}
+            )
 
 
 def train(config: TrainConfig, verbose: int | str = "auto") -> dict:
@@ -361,7 +385,9 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> dict:
             f"{dataset.name!r}."
         )
     augmentation = data_lib.Augmentation(
-        crop_scale=(config.crop_min_scale, 1.0), flip=config.flip, color_jitter=config.color_jitter,
+        crop_scale=(config.crop_min_scale, 1.0),
+        flip=config.flip,
+        color_jitter=config.color_jitter,
         randaugment=config.randaugment,
     )
     train_data = data_lib.pipeline(dataset, True, config.image_size, config.batch_size, augmentation, config.seed)
@@ -387,50 +413,67 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> dict:
         model.compile(
             optimizer=make_optimizer(config, model, steps_per_epoch),
             loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
-            metrics=[keras.metrics.CategoricalAccuracy(name="top1"),
-                     keras.metrics.TopKCategoricalAccuracy(k=5, name="top5")],
+            metrics=[
+                keras.metrics.CategoricalAccuracy(name="top1"),
+                keras.metrics.TopKCategoricalAccuracy(k=5, name="top5"),
+            ],
             jit_compile=config.jit_compile,
         )
-    if multi_worker:
-        _work_around_keras_multi_worker_bugs(model, config.image_size, dataset.num_classes)
+    workaround = (
+        _compat.keras_multi_worker_fit(model, config.image_size, dataset.num_classes)
+        if multi_worker
+        else contextlib.nullcontext()
+    )
+    with workaround:
+        history, initial_epoch = [], 0
+        latest = checkpoints.latest()
+        if latest is not None:
+            path, state = latest
+            changed = {
+                k: (state["config"].get(k), config_dict[k])
+                for k in _RESUME_KEYS
+                if state["config"].get(k) != json.loads(json.dumps(config_dict[k]))
+            }
+            if changed:
+                raise TrainingError(
+                    f"{config.model_dir!r} holds a run with other settings ({', '.join(f'{k}: was {a!r}, now {b!r}' for k, (a, b) in changed.items())}); "
+                    "use another --model_dir or the same flags."
+                )
+            with strategy.scope():
+                model.optimizer.build(model.trainable_variables)
+                model.load_weights(os.path.join(path, "state.weights.h5"))
+            history, initial_epoch = state["history"], state["epoch"]
+            print(f"Resuming from {path} (epoch {initial_epoch} of {config.epochs}).")
 
-    history, initial_epoch = [], 0
-    latest = checkpoints.latest()
-    if latest is not None:
-        path, state = latest
-        changed = {k: (state["config"].get(k), config_dict[k]) for k in _RESUME_KEYS
-                   if state["config"].get(k) != json.loads(json.dumps(config_dict[k]))}
-        if changed:
-            raise TrainingError(
-                f"{config.model_dir!r} holds a run with other settings ({', '.join(f'{k}: was {a!r}, now {b!r}' for k, (a, b) in changed.items())}); "
-                "use another --model_dir or the same flags."
-            )
-        with strategy.scope():
-            model.optimizer.build(model.trainable_variables)
-            model.load_weights(os.path.join(path, "state.weights.h5"))
-        history, initial_epoch = state["history"], state["epoch"]
-        print(f"Resuming from {path} (epoch {initial_epoch} of {config.epochs}).")
-
-    recorder = EpochRecorder(checkpoints if chief else None, history, steps_per_epoch * config.batch_size, config_dict)
-    callbacks = [recorder]
-    if config.ema_momentum > 0:
-        callbacks.append(keras.callbacks.SwapEMAWeights())  # validation sees the EMA weights
-    if chief:
-        callbacks.append(keras.callbacks.TensorBoard(os.path.join(config.model_dir, "logs")))
-    if initial_epoch < config.epochs:
-        model.fit(train_data, epochs=config.epochs, initial_epoch=initial_epoch, steps_per_epoch=steps_per_epoch,
-                  validation_data=eval_data, callbacks=callbacks, verbose=verbose)
-    if recorder.nan_at is not None:
-        epoch, batch = recorder.nan_at
-        raise TrainingError(
-            f"The loss became NaN in epoch {epoch}, batch {batch}; training stopped without checkpointing it. "
-            f"Lower the learning rate (now {config.learning_rate} per 1024 images) or check the data; "
-            f"rerunning resumes from the last good epoch in {checkpoints.root!r}."
+        recorder = EpochRecorder(
+            checkpoints if chief else None, history, steps_per_epoch * config.batch_size, config_dict
         )
-    if config.ema_momentum > 0:
-        model.optimizer.finalize_variable_values(model.trainable_variables)  # export the EMA weights
+        callbacks = [recorder]
+        if config.ema_momentum > 0:
+            callbacks.append(keras.callbacks.SwapEMAWeights())  # validation sees the EMA weights
+        if chief:
+            callbacks.append(keras.callbacks.TensorBoard(os.path.join(config.model_dir, "logs")))
+        if initial_epoch < config.epochs:
+            model.fit(
+                train_data,
+                epochs=config.epochs,
+                initial_epoch=initial_epoch,
+                steps_per_epoch=steps_per_epoch,
+                validation_data=eval_data,
+                callbacks=callbacks,
+                verbose=verbose,
+            )
+        if recorder.nan_at is not None:
+            epoch, batch = recorder.nan_at
+            raise TrainingError(
+                f"The loss became NaN in epoch {epoch}, batch {batch}; training stopped without checkpointing it. "
+                f"Lower the learning rate (now {config.learning_rate} per 1024 images) or check the data; "
+                f"rerunning resumes from the last good epoch in {checkpoints.root!r}."
+            )
+        if config.ema_momentum > 0:
+            model.optimizer.finalize_variable_values(model.trainable_variables)  # export the EMA weights
 
-    final_metrics = dict(zip(["loss", "top1", "top5"], model.evaluate(eval_data, verbose=0)))
+        final_metrics = dict(zip(["loss", "top1", "top5"], model.evaluate(eval_data, verbose=0)))
     export = build_model(config, dataset.num_classes)
     export.set_weights(model.get_weights())
     outputs = {}
@@ -438,16 +481,27 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> dict:
         outputs = _save_final(export, os.path.join(config.model_dir, "final"))
     summary = {
         "config": config_dict,
-        "dataset": {"name": dataset.name, "classes": dataset.num_classes, "train_examples": dataset.train_examples,
-                    "eval_examples": dataset.eval_examples},
-        "strategy": {"name": config.strategy, "replicas": replicas, "global_batch": config.batch_size,
-                     "per_replica_batch": config.batch_size // replicas, "synchronized_bn": multi_worker,
-                     "task": task},
+        "dataset": {
+            "name": dataset.name,
+            "classes": dataset.num_classes,
+            "train_examples": dataset.train_examples,
+            "eval_examples": dataset.eval_examples,
+        },
+        "strategy": {
+            "name": config.strategy,
+            "replicas": replicas,
+            "global_batch": config.batch_size,
+            "per_replica_batch": config.batch_size // replicas,
+            "synchronized_bn": multi_worker,
+            "task": task,
+        },
         "steps_per_epoch": steps_per_epoch,
         "history": history,
         "final_metrics": final_metrics,
         "wall_seconds": round(time.time() - started, 1),
-        "images_per_second": _mean([h["images_per_second"] for h in history[1:]] or [h["images_per_second"] for h in history]),
+        "images_per_second": _mean(
+            [h["images_per_second"] for h in history[1:]] or [h["images_per_second"] for h in history]
+        ),
         "weights_sha256": weights_fingerprint(export),
         "outputs": outputs,
     }
@@ -483,9 +537,21 @@ def evaluate(config: TrainConfig, weights: str, split: str = "eval") -> dict:
         dataset = dataclasses.replace(dataset, eval=dataset.train, eval_examples=dataset.train_examples)
     model = build_model(config, dataset.num_classes)
     load_weights(model, weights)
-    model.compile(loss=keras.losses.CategoricalCrossentropy(),
-                  metrics=[keras.metrics.CategoricalAccuracy(name="top1"),
-                           keras.metrics.TopKCategoricalAccuracy(k=5, name="top5")])
-    loss, top1, top5 = model.evaluate(data_lib.pipeline(dataset, False, config.image_size, config.batch_size), verbose=0)
-    return {"dataset": dataset.name, "split": split, "examples": dataset.eval_examples,
-            "loss": loss, "top1": top1, "top5": top5}
+    model.compile(
+        loss=keras.losses.CategoricalCrossentropy(),
+        metrics=[
+            keras.metrics.CategoricalAccuracy(name="top1"),
+            keras.metrics.TopKCategoricalAccuracy(k=5, name="top5"),
+        ],
+    )
+    loss, top1, top5 = model.evaluate(
+        data_lib.pipeline(dataset, False, config.image_size, config.batch_size), verbose=0
+    )
+    return {
+        "dataset": dataset.name,
+        "split": split,
+        "examples": dataset.eval_examples,
+        "loss": loss,
+        "top1": top1,
+        "top5": top5,
+    }

@@ -55,16 +55,30 @@ def define_model_flags(flag_values, name_help: str) -> None:
     from keras_tinynet.export import ACTIVATIONS
     from keras_tinynet.spec import PRESETS
 
-    flags.DEFINE_enum("variant", None, list(PRESETS), "GhostNet variant (one of --variant, --flops, --spec).",
-                      flag_values=flag_values)
-    flags.DEFINE_string("flops", None, "FLOPs budget for the tiny formula, e.g. 200M, 0.3G or 2e8.", flag_values=flag_values)
+    flags.DEFINE_enum(
+        "variant", None, list(PRESETS), "GhostNet variant (one of --variant, --flops, --spec).", flag_values=flag_values
+    )
+    flags.DEFINE_string(
+        "flops", None, "FLOPs budget for the tiny formula, e.g. 200M, 0.3G or 2e8.", flag_values=flag_values
+    )
     flags.DEFINE_string("spec", None, "JSON file of a NetworkSpec (NetworkSpec.to_dict()).", flag_values=flag_values)
-    flags.DEFINE_string("weights", None, "Weights file (.weights.h5, e.g. the training script's EMA weights; .keras; "
-                        "Keras 2 .h5). Without it the weights are random.", flag_values=flag_values)
-    flags.DEFINE_string("labels", None, "Text file with one class label per line (fine-tuned models); ImageNet's are "
-                        "built in.", flag_values=flag_values)
-    flags.DEFINE_integer("image_size", None, "Input size the model was trained at (default: the spec's).",
-                         flag_values=flag_values)
-    flags.DEFINE_enum("activation", "relu", list(ACTIVATIONS), "Activation the model was trained with.",
-                      flag_values=flag_values)
+    flags.DEFINE_string(
+        "weights",
+        None,
+        "Weights file (.weights.h5, e.g. the training script's EMA weights; .keras; "
+        "Keras 2 .h5). Without it the weights are random.",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_string(
+        "labels",
+        None,
+        "Text file with one class label per line (fine-tuned models); ImageNet's are built in.",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_integer(
+        "image_size", None, "Input size the model was trained at (default: the spec's).", flag_values=flag_values
+    )
+    flags.DEFINE_enum(
+        "activation", "relu", list(ACTIVATIONS), "Activation the model was trained with.", flag_values=flag_values
+    )
     flags.DEFINE_string("name", None, name_help, flag_values=flag_values)

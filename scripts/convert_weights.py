@@ -9,7 +9,7 @@
 only) or `timm:<model name>` (downloads through timm: needs the internet). Where torch and timm are
 installed the converted model is checked against timm's (logits within 1e-4) before anything is
 written. Exit status 1 with a one-line error on a refused checkpoint, a failed check or bad flags.
-The logic lives in `keras_tinynet.checkpoints.convert_checkpoint`.
+The logic lives in `keras_tinynet.weights.conversion.convert_checkpoint`.
 """
 
 from __future__ import annotations
@@ -24,17 +24,26 @@ if os.path.isdir(os.path.join(_ROOT, "keras_tinynet")):
 
 from absl import app, flags  # noqa: E402
 
-from keras_tinynet import checkpoints  # noqa: E402  (imports neither Keras nor torch)
+from keras_tinynet.weights import conversion as checkpoints  # noqa: E402  (imports neither Keras nor torch)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("source", None, "A .safetensors or .pth/.pt timm GhostNet checkpoint, or timm:<model name>.")
 flags.DEFINE_string("variant", None, f"The Keras variant to fill: one of {', '.join(checkpoints.TIMM_WIDTHS)}.")
-flags.DEFINE_bool("include_top", True, "Write the file of the model with conv_head and classifier (--noinclude_top: without).")
+flags.DEFINE_bool(
+    "include_top", True, "Write the file of the model with conv_head and classifier (--noinclude_top: without)."
+)
 flags.DEFINE_string("output", None, "The file to write; must end with .weights.h5.")
-flags.DEFINE_enum("parity", "auto", checkpoints.PARITY_MODES, "Check against timm: auto (where torch and timm are installed), require, skip.")
+flags.DEFINE_enum(
+    "parity",
+    "auto",
+    checkpoints.PARITY_MODES,
+    "Check against timm: auto (where torch and timm are installed), require, skip.",
+)
 flags.DEFINE_string("base_url", None, "Where the file will be published; the entry's url becomes <base_url>/<file>.")
 flags.DEFINE_string("license", None, "License of the weights, for the entry (default: timm's for timm: sources).")
-flags.DEFINE_float("top1", None, "Measured ImageNet top-1 in %, for the entry (default: timm's for its pretrained tags).")
+flags.DEFINE_float(
+    "top1", None, "Measured ImageNet top-1 in %, for the entry (default: timm's for its pretrained tags)."
+)
 flags.DEFINE_bool("overwrite", False, "Replace --output if it exists.")
 flags.mark_flags_as_required(["source", "variant", "output"])
 
@@ -62,7 +71,9 @@ def main(argv):
         print("parity check against timm: skipped (torch/timm not installed, or --parity=skip)")
     else:
         what = "logits" if result.include_top else "features"
-        print(f"parity check against timm: max |{what} difference| {result.parity_diff:.3g} <= {checkpoints.PARITY_TOLERANCE:g}")
+        print(
+            f"parity check against timm: max |{what} difference| {result.parity_diff:.3g} <= {checkpoints.PARITY_TOLERANCE:g}"
+        )
     print(f"sha256 {result.sha256}")
     print('registry entry (merge it into "weights" of keras_tinynet/resources/weights_registry.json):')
     print(json.dumps(result.entry, indent=2))

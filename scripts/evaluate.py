@@ -1,7 +1,7 @@
 """Top-1, top-5 and loss of a weights file on a dataset split, with the eval preprocessing of training.
 
-  python scripts/evaluate.py --weights runs/ghostnet_d-digits/final/ema.weights.h5
-  python scripts/evaluate.py --model ghostnet_b --weights b.weights.h5 --dataset imagenet2012 --data_dir ~/tfds
+python scripts/evaluate.py --weights runs/ghostnet_d-digits/final/ema.weights.h5
+python scripts/evaluate.py --model ghostnet_b --weights b.weights.h5 --dataset imagenet2012 --data_dir ~/tfds
 """
 
 import json
@@ -32,8 +32,14 @@ flags.DEFINE_integer("batch_size", None, "Batch size.")
 def main(argv):
     del argv
     config = training.TrainConfig(
-        model=F.model, flops=F.flops, activation=F.activation, image_size=F.image_size, dataset=F.dataset,
-        data_dir=F.data_dir, manual_dir=F.manual_dir, batch_size=F.batch_size,
+        model=F.model,
+        flops=F.flops,
+        activation=F.activation,
+        image_size=F.image_size,
+        dataset=F.dataset,
+        data_dir=F.data_dir,
+        manual_dir=F.manual_dir,
+        batch_size=F.batch_size,
     )
     result = run_cleanly(lambda: training.evaluate(config, F.weights, F.split))
     print(json.dumps(result, indent=2))

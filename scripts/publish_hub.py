@@ -29,7 +29,9 @@ from keras_tinynet import export  # noqa: E402
 FLAGS = flags.FlagValues()
 define_model_flags(FLAGS, "Model name used in the output file names; default: the spec's name.")
 flags.DEFINE_string("output_dir", None, "Directory for the SavedModels, model cards and archives.", flag_values=FLAGS)
-flags.DEFINE_list("forms", list(export.HUB_FORMS), f"Comma-separated subset of {', '.join(export.HUB_FORMS)}.", flag_values=FLAGS)
+flags.DEFINE_list(
+    "forms", list(export.HUB_FORMS), f"Comma-separated subset of {', '.join(export.HUB_FORMS)}.", flag_values=FLAGS
+)
 flags.DEFINE_string("license", "Apache-2.0", "License named in the model card.", flag_values=FLAGS)
 flags.DEFINE_string("source", None, "Source named in the model card (e.g. the repository URL).", flag_values=FLAGS)
 flags.DEFINE_boolean("overwrite", False, "Replace existing outputs of the same name.", flag_values=FLAGS)
@@ -42,15 +44,27 @@ def run(flag_values: flags.FlagValues = FLAGS) -> list:
     forms = list(dict.fromkeys(f.forms))
     unknown = [form for form in forms if form not in export.HUB_FORMS]
     if not forms or unknown:
-        raise ValueError(f"--forms must be a comma-separated subset of {', '.join(export.HUB_FORMS)}; received --forms={','.join(f.forms)!r}.")
+        raise ValueError(
+            f"--forms must be a comma-separated subset of {', '.join(export.HUB_FORMS)}; received --forms={','.join(f.forms)!r}."
+        )
     exportable = export.load_exportable(
-        f.variant, flops=export.parse_flops(f.flops), spec=f.spec, weights=f.weights, labels=f.labels,
-        image_size=f.image_size, activation=f.activation, name=f.name,
+        f.variant,
+        flops=export.parse_flops(f.flops),
+        spec=f.spec,
+        weights=f.weights,
+        labels=f.labels,
+        image_size=f.image_size,
+        activation=f.activation,
+        name=f.name,
     )
-    published = export.publish_hub(exportable, f.output_dir, forms, license_name=f.license, source=f.source, overwrite=f.overwrite)
+    published = export.publish_hub(
+        exportable, f.output_dir, forms, license_name=f.license, source=f.source, overwrite=f.overwrite
+    )
     for item in published:
-        print(f"{item.form}: SavedModel {item.saved_model}\n  model card {item.card}\n  archive {item.archive} "
-              f"({os.path.getsize(item.archive) / 1e6:.2f} MB)")
+        print(
+            f"{item.form}: SavedModel {item.saved_model}\n  model card {item.card}\n  archive {item.archive} "
+            f"({os.path.getsize(item.archive) / 1e6:.2f} MB)"
+        )
     return published
 
 

@@ -33,7 +33,9 @@ flags.DEFINE_integer("batch_size", None, "Global batch size, split between the r
 flags.DEFINE_integer("steps_per_epoch", None, "Steps per epoch (default: one pass over the training split).")
 flags.DEFINE_enum("optimizer", "rmsprop", list(training.OPTIMIZERS), "rmsprop (the recipe), sgd or adamw.")
 flags.DEFINE_float("learning_rate", None, "Peak learning rate per 1024 images, scaled linearly with --batch_size.")
-flags.DEFINE_enum("schedule", "exponential", list(training.SCHEDULES), "Warm-up then x0.97 every 2.4 epochs, or cosine.")
+flags.DEFINE_enum(
+    "schedule", "exponential", list(training.SCHEDULES), "Warm-up then x0.97 every 2.4 epochs, or cosine."
+)
 flags.DEFINE_float("decay_rate", 0.97, "Exponential schedule: multiply the learning rate by this ...")
 flags.DEFINE_float("decay_epochs", 2.4, "... every this many epochs.")
 flags.DEFINE_float("warmup_epochs", None, "Linear warm-up from 1e-6 (recipe: 3; digits: 1).")

@@ -117,7 +117,9 @@ def write_images(images, directory: str, fmt: str = "png") -> list[str]:
 @functools.cache
 def script(name: str):
     """scripts/<name>.py as a module (each script keeps its own absl FlagValues)."""
-    spec = importlib.util.spec_from_file_location(f"keras_tinynet_script_{name}", os.path.join(ROOT, "scripts", f"{name}.py"))
+    spec = importlib.util.spec_from_file_location(
+        f"keras_tinynet_script_{name}", os.path.join(ROOT, "scripts", f"{name}.py")
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -154,13 +156,23 @@ def exported_digits() -> Exported:
         formats += ",onnx"
     code, stdout, stderr = run_script(
         "export",
-        f"--spec={trained.spec}", f"--weights={trained.weights}", f"--labels={trained.labels}",
-        f"--image_size={SIZE}", f"--export_dir={export_dir}", f"--formats={formats}",
-        f"--representative_data={calibration_dir}", "--benchmark_runs=20", "--threads=2",
+        f"--spec={trained.spec}",
+        f"--weights={trained.weights}",
+        f"--labels={trained.labels}",
+        f"--image_size={SIZE}",
+        f"--export_dir={export_dir}",
+        f"--formats={formats}",
+        f"--representative_data={calibration_dir}",
+        "--benchmark_runs=20",
+        "--threads=2",
     )
     assert code == 0, f"scripts/export.py failed ({code}):\n{stdout}\n{stderr}"
     tflite = {q: os.path.join(export_dir, f"tiny_digits.{q}.tflite") for q in ("float32", "float16", "int8")}
     return Exported(
-        export_dir, os.path.join(export_dir, "tiny_digits", "1"), tflite,
-        os.path.join(export_dir, "tiny_digits.onnx"), stdout, calibration_dir,
+        export_dir,
+        os.path.join(export_dir, "tiny_digits", "1"),
+        tflite,
+        os.path.join(export_dir, "tiny_digits.onnx"),
+        stdout,
+        calibration_dir,
     )

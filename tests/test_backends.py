@@ -5,9 +5,9 @@ import json
 
 import numpy as np
 import pytest
+from conftest import run_python
 
 import keras_tinynet
-from conftest import run_python
 
 FORWARD = """
 import json
@@ -43,8 +43,13 @@ def test_forward_pass_matches_tensorflow(backend, tmp_path, rng):
     model.save_weights(weights)
     x = (rng.random((2, size, size, 3)) * 255).astype("float32")
     np.save(tmp_path / "x.npy", x)
-    args = {"variant": "ghostnet_d", "size": size, "weights": str(weights),
-            "inputs": str(tmp_path / "x.npy"), "outputs": str(tmp_path / "y.npy")}
+    args = {
+        "variant": "ghostnet_d",
+        "size": size,
+        "weights": str(weights),
+        "inputs": str(tmp_path / "x.npy"),
+        "outputs": str(tmp_path / "y.npy"),
+    }
     result = run_python(FORWARD.format(backend=backend, args=json.dumps(args)), env={"KERAS_BACKEND": backend})
     assert result.stdout.strip().endswith("ok")
     np.testing.assert_allclose(np.load(tmp_path / "y.npy"), model(x), atol=1e-4)

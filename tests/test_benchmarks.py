@@ -16,16 +16,33 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def run_benchmark(name: str, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, os.path.join(ROOT, "benchmarks", name), *args],
-        capture_output=True, text=True, timeout=900, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
     )
 
 
 @pytest.mark.slow
 def test_inference_benchmark_writes_table_json_and_plot(tmp_path):
     result = run_benchmark(
-        "inference.py", "--models", "ghostnet_d", "--runtimes", "keras_folded,tflite",
-        "--compare", "mobilenet_v3_small", "--batch_sizes", "1", "--seconds", "0.05", "--min_runs", "2",
-        "--warmup", "1", "--output_dir", str(tmp_path),
+        "inference.py",
+        "--models",
+        "ghostnet_d",
+        "--runtimes",
+        "keras_folded,tflite",
+        "--compare",
+        "mobilenet_v3_small",
+        "--batch_sizes",
+        "1",
+        "--seconds",
+        "0.05",
+        "--min_runs",
+        "2",
+        "--warmup",
+        "1",
+        "--output_dir",
+        str(tmp_path),
     )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads((tmp_path / "inference.json").read_text())
@@ -60,8 +77,17 @@ def test_inference_benchmark_rejects_unknown_names(tmp_path):
 @pytest.mark.slow
 def test_train_step_benchmark_times_fit_steps(tmp_path):
     result = run_benchmark(
-        "train_step.py", "--models", "ghostnet_b", "--batch_size", "2", "--steps", "2", "--warmup_steps", "1",
-        "--output_dir", str(tmp_path),
+        "train_step.py",
+        "--models",
+        "ghostnet_b",
+        "--batch_size",
+        "2",
+        "--steps",
+        "2",
+        "--warmup_steps",
+        "1",
+        "--output_dir",
+        str(tmp_path),
     )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads((tmp_path / "train_step.json").read_text())

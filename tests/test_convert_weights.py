@@ -1,4 +1,4 @@
-"""scripts/convert_weights.py and keras_tinynet.checkpoints: timm GhostNet checkpoints to .weights.h5.
+"""scripts/convert_weights.py and keras_tinynet.weights.conversion: timm GhostNet checkpoints to .weights.h5.
 
 The checkpoints are random timm models (BN running statistics randomized) written by the tests;
 nothing here reaches the internet (the `timm:` source is tried with the Hugging Face Hub offline).
@@ -16,11 +16,13 @@ timm = pytest.importorskip("timm")  # conftest imported it before Keras
 torch = pytest.importorskip("torch")
 safetensors_torch = pytest.importorskip("safetensors.torch")
 
+from conftest import run_python  # noqa: E402
+
 import keras_tinynet  # noqa: E402
 import keras_tinynet.models  # noqa: E402,F401  (conftest.build_cached reaches keras_tinynet.models)
-from keras_tinynet import checkpoints, registry  # noqa: E402
-from keras_tinynet.checkpoints import CheckpointError, ParityError, convert_checkpoint  # noqa: E402
-from conftest import run_python  # noqa: E402
+from keras_tinynet.weights import conversion as checkpoints  # noqa: E402
+from keras_tinynet.weights import registry
+from keras_tinynet.weights.conversion import CheckpointError, ParityError, convert_checkpoint  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "scripts", "convert_weights.py")
@@ -64,7 +66,10 @@ def numpy_state(model):
 
 def run_script(*args, env=None, timeout=300):
     return subprocess.run(
-        [sys.executable, SCRIPT, *args], capture_output=True, text=True, timeout=timeout,
+        [sys.executable, SCRIPT, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})},
     )
 
@@ -74,8 +79,8 @@ def test_safetensors_converts_without_torch_and_matches_timm(ckpt100, tmp_path):
     output = tmp_path / "ghostnet_100.weights.h5"
     code = f"""
 import json, sys
-from keras_tinynet.checkpoints import convert_checkpoint
-result = convert_checkpoint({ckpt100['safetensors']!r}, "ghostnet_100", {str(output)!r}, parity="skip")
+from keras_tinynet.weights.conversion import convert_checkpoint
+result = convert_checkpoint({ckpt100["safetensors"]!r}, "ghostnet_100", {str(output)!r}, parity="skip")
 assert "torch" not in sys.modules and "timm" not in sys.modules, "torch was imported"
 assert "keras" in sys.modules and "safetensors.numpy" in sys.modules
 print(json.dumps({{"sha256": result.sha256, "parity": result.parity_diff}}))
@@ -154,7 +159,10 @@ def test_pth_with_a_pickled_object_is_refused(tmp_path):
     marker = tmp_path / "unpickled"
     path = tmp_path / "evil.pth"
     torch.save({"conv_stem.weight": torch.zeros(16, 3, 3, 3), "payload": _Payload(str(marker))}, path)
-    with pytest.raises(CheckpointError, match=rf"Refused to load `source`='{path}': torch.load\(weights_only=True\) rejected it.*Unsupported global"):
+    with pytest.raises(
+        CheckpointError,
+        match=rf"Refused to load `source`='{path}': torch.load\(weights_only=True\) rejected it.*Unsupported global",
+    ):
         checkpoints.read_pth(str(path))
     assert not marker.exists()
 
@@ -195,20 +203,44 @@ def test_other_architectures_and_variants_are_refused(ckpt100):
 @pytest.mark.parametrize(
     "kwargs, error, message",
     [
-        ({"variant": "ghostnet_a"}, ValueError, r"`variant` must be one of ghostnet_050, .* received variant='ghostnet_a'\. GhostNet-A\.\.D have no timm"),
+        (
+            {"variant": "ghostnet_a"},
+            ValueError,
+            r"`variant` must be one of ghostnet_050, .* received variant='ghostnet_a'\. GhostNet-A\.\.D have no timm",
+        ),
         ({"variant": "resnet50"}, ValueError, r"received variant='resnet50'\.$"),
-        ({"parity": "maybe"}, ValueError, r"`parity` must be one of \('auto', 'require', 'skip'\); received parity='maybe'"),
-        ({"output": "out.h5"}, ValueError, r"`output` must be a file name ending with '.weights.h5' .* received output='out.h5'"),
+        (
+            {"parity": "maybe"},
+            ValueError,
+            r"`parity` must be one of \('auto', 'require', 'skip'\); received parity='maybe'",
+        ),
+        (
+            {"output": "out.h5"},
+            ValueError,
+            r"`output` must be a file name ending with '.weights.h5' .* received output='out.h5'",
+        ),
         ({"base_url": "example.org"}, ValueError, r"`base_url` must be a URL .* received base_url='example.org'"),
         ({"top1": 0.0}, ValueError, r"`top1` must be a percentage in \(0, 100\]; received top1=0.0"),
-        ({"source": "model.bin"}, ValueError, r"`source` must be a .safetensors file, a .pth/.pt file or 'timm:<timm model name>'; received source='model.bin'"),
-        ({"source": "missing.safetensors"}, FileNotFoundError, r"`source` file not found: source='missing.safetensors'"),
+        (
+            {"source": "model.bin"},
+            ValueError,
+            r"`source` must be a .safetensors file, a .pth/.pt file or 'timm:<timm model name>'; received source='model.bin'",
+        ),
+        (
+            {"source": "missing.safetensors"},
+            FileNotFoundError,
+            r"`source` file not found: source='missing.safetensors'",
+        ),
         ({"source": "timm:"}, ValueError, r"`source` 'timm:' must name a timm model after 'timm:'"),
         ({"source": "timm:../x"}, ValueError, r"must name a timm model"),
     ],
 )
 def test_arguments_are_checked_before_any_work(tmp_path, kwargs, error, message):
-    arguments = {"source": "timm:ghostnet_100.in1k", "variant": "ghostnet_100", "output": str(tmp_path / "o.weights.h5")}
+    arguments = {
+        "source": "timm:ghostnet_100.in1k",
+        "variant": "ghostnet_100",
+        "output": str(tmp_path / "o.weights.h5"),
+    }
     with pytest.raises(error, match=message):
         convert_checkpoint(**{**arguments, **kwargs})
 
@@ -221,7 +253,11 @@ def test_timm_names_are_parsed():
 def test_script_errors_exit_non_zero_with_one_clear_line(tmp_path):
     result = run_script("--source", "x.safetensors", "--variant", "ghostnet_100", "--output", str(tmp_path / "o.h5"))
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1].startswith("error: `output` must be a file name ending with '.weights.h5'")
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith("error: `output` must be a file name ending with '.weights.h5'")
+    )
     evil = tmp_path / "evil.pth"
     torch.save({"payload": _Payload(str(tmp_path / "unpickled"))}, evil)
     result = run_script("--source", str(evil), "--variant", "ghostnet_100", "--output", str(tmp_path / "o.weights.h5"))
@@ -231,11 +267,16 @@ def test_script_errors_exit_non_zero_with_one_clear_line(tmp_path):
 
 def test_timm_source_offline_gives_a_clear_error(tmp_path):
     offline = {  # the Hub client refuses to connect, and any stray request goes to a closed local port
-        "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "HTTPS_PROXY": "http://127.0.0.1:9",
-        "HTTP_PROXY": "http://127.0.0.1:9", "NO_PROXY": "",
+        "HF_HUB_OFFLINE": "1",
+        "HF_HOME": str(tmp_path / "hf"),
+        "HTTPS_PROXY": "http://127.0.0.1:9",
+        "HTTP_PROXY": "http://127.0.0.1:9",
+        "NO_PROXY": "",
     }
     output = tmp_path / "o.weights.h5"
-    result = run_script("--source", "timm:ghostnet_100.in1k", "--variant", "ghostnet_100", "--output", str(output), env=offline)
+    result = run_script(
+        "--source", "timm:ghostnet_100.in1k", "--variant", "ghostnet_100", "--output", str(output), env=offline
+    )
     assert result.returncode == 1, result.stderr
     assert "error: Could not load the pretrained timm model `source`='timm:ghostnet_100.in1k'" in result.stderr
     assert "needs the internet" in result.stderr and "pass that file as the source" in result.stderr
@@ -243,18 +284,23 @@ def test_timm_source_offline_gives_a_clear_error(tmp_path):
 
 
 def test_timm_source_must_be_a_ghostnet_v1():
-    with pytest.raises(ValueError, match=r"'timm:ghostnetv2_100.in1k' is not a timm GhostNet \(v1\); allowed timm models: ghostnet_100.in1k"):
+    with pytest.raises(
+        ValueError,
+        match=r"'timm:ghostnetv2_100.in1k' is not a timm GhostNet \(v1\); allowed timm models: ghostnet_100.in1k",
+    ):
         checkpoints.load_timm_pretrained("ghostnetv2_100.in1k")  # refused before any download
-    with pytest.raises(ValueError, match=r"`source`='timm:ghostnet_130' is timm's ghostnet_130, not `variant`='ghostnet_100'"):
+    with pytest.raises(
+        ValueError, match=r"`source`='timm:ghostnet_130' is timm's ghostnet_130, not `variant`='ghostnet_100'"
+    ):
         convert_checkpoint("timm:ghostnet_130", "ghostnet_100", "unused.weights.h5", parity="skip")
 
 
 def test_timm_after_tensorflow_is_an_error_not_a_crash(ckpt050, tmp_path):
     code = f"""
 import keras
-from keras_tinynet.checkpoints import convert_checkpoint
+from keras_tinynet.weights.conversion import convert_checkpoint
 try:
-    convert_checkpoint({ckpt050['safetensors']!r}, "ghostnet_050", {str(tmp_path / 'o.weights.h5')!r}, parity="require")
+    convert_checkpoint({ckpt050["safetensors"]!r}, "ghostnet_050", {str(tmp_path / "o.weights.h5")!r}, parity="require")
 except RuntimeError as error:
     print(error)
 """
@@ -266,8 +312,18 @@ def test_script_end_to_end_then_the_printed_entry_serves_weights_imagenet(ckpt05
     published = tmp_path / "published"
     output = published / "ghostnet_050.weights.h5"
     result = run_script(
-        "--source", ckpt050["safetensors"], "--variant", "ghostnet_050", "--output", str(output),
-        "--base_url", published.as_uri(), "--license", "apache-2.0", "--top1", "55.5",
+        "--source",
+        ckpt050["safetensors"],
+        "--variant",
+        "ghostnet_050",
+        "--output",
+        str(output),
+        "--base_url",
+        published.as_uri(),
+        "--license",
+        "apache-2.0",
+        "--top1",
+        "55.5",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.splitlines()

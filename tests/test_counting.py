@@ -70,6 +70,8 @@ def test_bad_image_size(size):
         count(get_spec("ghostnet_a"), size)
 
 
-@pytest.mark.parametrize("size, kernel, stride, expected", [(224, 3, 2, 112), (193, 3, 2, 97), (97, 5, 2, 49), (7, 3, 1, 7)])
+@pytest.mark.parametrize(
+    "size, kernel, stride, expected", [(224, 3, 2, 112), (193, 3, 2, 97), (97, 5, 2, 49), (7, 3, 1, 7)]
+)
 def test_symmetric_padding_output_sizes(size, kernel, stride, expected):
     assert conv_output_size(size, kernel, stride) == expected

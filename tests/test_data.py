@@ -54,9 +54,14 @@ def test_crop_area_follows_the_scale_range():
     for seed in range(30):
         tf.random.set_seed(seed)
         begin, size, _ = tf.image.sample_distorted_bounding_box(
-            tf.shape(image), tf.constant([0.0, 0.0, 1.0, 1.0], shape=[1, 1, 4]), min_object_covered=0.0,
-            aspect_ratio_range=(3 / 4, 4 / 3), area_range=(0.25, 0.5), max_attempts=10,
-            use_image_if_no_bounding_boxes=True)
+            tf.shape(image),
+            tf.constant([0.0, 0.0, 1.0, 1.0], shape=[1, 1, 4]),
+            min_object_covered=0.0,
+            aspect_ratio_range=(3 / 4, 4 / 3),
+            area_range=(0.25, 0.5),
+            max_attempts=10,
+            use_image_if_no_bounding_boxes=True,
+        )
         areas.append(int(size[0]) * int(size[1]) / 10000)
         assert int(begin[0]) + int(size[0]) <= 100 and int(begin[1]) + int(size[1]) <= 100
     assert min(areas) >= 0.2 and max(areas) <= 0.55

@@ -8,36 +8,35 @@ import subprocess
 import sys
 import textwrap
 
+import export_helpers as H
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import export_helpers as H
-
 tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
 
 from keras_tinynet import data, export  # noqa: E402
-
+from keras_tinynet.spec import resolve_spec  # noqa: E402
 
 # --- arguments -----------------------------------------------------------------------------------
 
 
 def test_resolve_spec_needs_exactly_one_source():
-    with pytest.raises(ValueError, match="exactly one of `variant`, `flops` and `spec`.*none of them"):
-        export.resolve_spec()
-    with pytest.raises(ValueError, match=r"exactly one.*variant='ghostnet_d', flops=100000000.0"):
-        export.resolve_spec("ghostnet_d", 1e8)
-    with pytest.raises(ValueError, match="`variant` must be one of ghostnet_a.*received variant='ghostnet_z'"):
-        export.resolve_spec("ghostnet_z")
+    with pytest.raises(ValueError, match="exactly one of `model`, `flops` and `spec`.*none of them"):
+        resolve_spec()
+    with pytest.raises(ValueError, match=r"exactly one.*model='ghostnet_d', flops=100000000.0"):
+        resolve_spec("ghostnet_d", flops=1e8)
+    with pytest.raises(ValueError, match="`model` must be one of ghostnet_a.*received model='ghostnet_z'"):
+        resolve_spec("ghostnet_z")
     with pytest.raises(ValueError, match="`flops` must be a positive number.*flops=-1"):
-        export.resolve_spec(flops=-1)
+        resolve_spec(flops=-1)
     with pytest.raises(ValueError, match="`spec` must be a NetworkSpec JSON file.*no such file"):
-        export.resolve_spec(spec="/nonexistent/spec.json")
-    assert export.resolve_spec("ghostnet_d").name == "ghostnet_d"
-    assert export.resolve_spec(flops=100e6).default_size >= 32
-    assert export.resolve_spec(spec=H.tiny_spec().to_dict()) == H.tiny_spec()
+        resolve_spec(spec="/nonexistent/spec.json")
+    assert resolve_spec("ghostnet_d").name == "ghostnet_d"
+    assert resolve_spec(flops=100e6).default_size >= 32
+    assert resolve_spec(spec=H.tiny_spec().to_dict()) == H.tiny_spec()
 
 
 def test_parse_flops():
@@ -159,7 +158,9 @@ def test_signatures_in_a_tensorflow_only_process_match_keras(tmp_path, rng):
         """
     )
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # not even findable
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=str(tmp_path), timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=str(tmp_path), timeout=300
+    )
     assert result.returncode == 0 and "TENSORFLOW ONLY OK" in result.stdout, result.stderr[-3000:]
     out = np.load(tmp_path / "out.npz")
 
@@ -185,7 +186,9 @@ def test_signatures_in_a_tensorflow_only_process_match_keras(tmp_path, rng):
 def test_saved_model_cli_lists_signatures_with_dtypes_and_shapes():
     exported = H.exported_digits()
     cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
-    result = subprocess.run([cli, "show", "--dir", exported.saved_model, "--all"], capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [cli, "show", "--dir", exported.saved_model, "--all"], capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     text = result.stdout
     blocks = {}
@@ -209,7 +212,10 @@ def loaded():
 
 
 BAD_IMAGES = {
-    "four channels": (np.zeros((1, 64, 64, 4), np.float32), r"must be float32 \[batch, height, width, 3\].*received shape \[1 64 64 4\]"),
+    "four channels": (
+        np.zeros((1, 64, 64, 4), np.float32),
+        r"must be float32 \[batch, height, width, 3\].*received shape \[1 64 64 4\]",
+    ),
     "zero channels": (np.zeros((1, 64, 64, 0), np.float32), r"received shape \[1 64 64 0\]"),
     "rank 3": (np.zeros((64, 64, 3), np.float32), r"received shape \[64 64 3\]"),
     "rank 5": (np.zeros((1, 1, 64, 64, 3), np.float32), r"received shape \[1 1 64 64 3\]"),
@@ -250,7 +256,9 @@ def test_serving_bytes_rejects_bad_bytes_with_a_clear_error(loaded, tmp_path):
     for data, message in cases.items():
         with pytest.raises(tf.errors.InvalidArgumentError, match=message):
             loaded.signatures["serving_bytes"](image_bytes=tf.constant([good, data]))
-    with pytest.raises(tf.errors.InvalidArgumentError, match=r"`image_bytes` must be a string vector \[batch\].*received shape \[1 2\]"):
+    with pytest.raises(
+        tf.errors.InvalidArgumentError, match=r"`image_bytes` must be a string vector \[batch\].*received shape \[1 2\]"
+    ):
         loaded.signatures["serving_bytes"](image_bytes=tf.constant([[good, good]]))
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"expected to be a string tensor"):
         loaded.signatures["serving_bytes"](image_bytes=tf.constant([1.0]))
@@ -268,11 +276,21 @@ def test_serving_bytes_refuses_decompression_bombs(loaded):
         loaded.signatures["serving_bytes"](image_bytes=tf.constant([header + b"\x00" * 16]))
     # A real 1 x 40000 image would resize to 73 x 2920000 (213 megapixels): refused too.
     thin = tf.io.encode_png(tf.zeros([1, 40000, 3], tf.uint8)).numpy()
-    with pytest.raises(tf.errors.InvalidArgumentError, match=r"image_bytes\[0\] of shape \[1 40000 3\] cannot be resized"):
+    with pytest.raises(
+        tf.errors.InvalidArgumentError, match=r"image_bytes\[0\] of shape \[1 40000 3\] cannot be resized"
+    ):
         loaded.signatures["serving_bytes"](image_bytes=tf.constant([thin]))
 
 
-MAGICS = [b"", b"\xff\xd8\xff", b"\xff\xd8\xff\xe0\x00\x10JFIF\x00", b"\x89PNG\r\n\x1a\n", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", b"GIF89a", b"BM"]
+MAGICS = [
+    b"",
+    b"\xff\xd8\xff",
+    b"\xff\xd8\xff\xe0\x00\x10JFIF\x00",
+    b"\x89PNG\r\n\x1a\n",
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR",
+    b"GIF89a",
+    b"BM",
+]
 
 
 def _real_images():
@@ -337,7 +355,7 @@ def test_failed_export_leaves_no_version_directory(tmp_path, tiny_exportable, mo
         os.makedirs(os.path.join(path, "variables"))
         raise OSError("No space left on device (simulated)")
 
-    monkeypatch.setattr(export, "_write_saved_model", fail_midway)
+    monkeypatch.setattr(export.saved_model, "write_saved_model", fail_midway)
     with pytest.raises(OSError, match="simulated"):
         export.export_saved_model(tiny_exportable, tmp_path)
     assert os.listdir(tmp_path / "tiny_random") == []  # no version, no leftover staging directory
@@ -362,11 +380,11 @@ def test_killed_export_leaves_only_a_hidden_staging_directory(tmp_path):
         sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r})
         import export_helpers as H
         from keras_tinynet import export
-        real = export._write_saved_model
+        real = export.saved_model.write_saved_model
         def killed(module, path, signatures):
             real(module, path, signatures)
             os._exit(9)  # like SIGKILL between writing and renaming: no except/finally runs
-        export._write_saved_model = killed
+        export.saved_model.write_saved_model = killed
         export.export_saved_model(export.load_exportable(spec=H.tiny_spec("tiny_random")), {str(tmp_path)!r})
         """
     )
@@ -389,7 +407,9 @@ def test_cli_exports_ema_weights_and_prints_what_it_wrote():
     assert f"SavedModel (TF Serving): {exported.saved_model}" in exported.stdout
     loaded = tf.saved_model.load(exported.saved_model)
     out = loaded.signatures["serving_default"](images=tf.constant(trained.x_test[:16]))
-    np.testing.assert_allclose(out["probabilities"].numpy(), trained.model.predict(trained.x_test[:16], verbose=0), atol=1e-5)
+    np.testing.assert_allclose(
+        out["probabilities"].numpy(), trained.model.predict(trained.x_test[:16], verbose=0), atol=1e-5
+    )
 
 
 @pytest.mark.slow
@@ -398,7 +418,9 @@ def test_weights_from_elsewhere_load_by_layer_name(tmp_path):
     from keras_tinynet import GhostNet
 
     trained = H.trained_digits()
-    elsewhere = GhostNet(H.tiny_spec(), input_shape=(64, 64, 3), classes=10, classifier_activation=None, name="from_elsewhere")
+    elsewhere = GhostNet(
+        H.tiny_spec(), input_shape=(64, 64, 3), classes=10, classifier_activation=None, name="from_elsewhere"
+    )
     for layer in elsewhere.layers:
         if layer.weights:
             layer.set_weights(trained.model.get_layer(layer.name).get_weights())
@@ -429,8 +451,12 @@ def test_cli_help():
 
 
 def test_cli_errors_name_the_flag(tmp_path):
-    code, _, err = H.run_script("export", "--variant=ghostnet_d", f"--export_dir={tmp_path}", "--formats=saved_model,pdf")
-    assert code == 2 and "--formats must be a comma-separated subset of saved_model" in err and "'saved_model,pdf'" in err
+    code, _, err = H.run_script(
+        "export", "--variant=ghostnet_d", f"--export_dir={tmp_path}", "--formats=saved_model,pdf"
+    )
+    assert (
+        code == 2 and "--formats must be a comma-separated subset of saved_model" in err and "'saved_model,pdf'" in err
+    )
     code, _, err = H.run_script("export", "--variant=ghostnet_d", f"--export_dir={tmp_path}", "--formats=tflite_int8")
     assert code == 2 and "tflite_int8, which needs --representative_data" in err
     code, _, err = H.run_script("export", "--variant=ghostnet_z", f"--export_dir={tmp_path}")
@@ -444,7 +470,9 @@ def test_cli_errors_name_the_flag(tmp_path):
 
 @pytest.mark.slow
 def test_cli_variant_with_imagenet_labels(tmp_path):
-    code, out, err = H.run_script("export", "--variant=ghostnet_d", f"--export_dir={tmp_path}", "--formats=saved_model", "--version=3")
+    code, out, err = H.run_script(
+        "export", "--variant=ghostnet_d", f"--export_dir={tmp_path}", "--formats=saved_model", "--version=3"
+    )
     assert code == 0, err
     path = tmp_path / "ghostnet_d" / "3"
     assert f"SavedModel (TF Serving): {path}" in out and "weights random (no --weights)" in out
@@ -461,7 +489,7 @@ def test_cli_variant_with_imagenet_labels(tmp_path):
 def test_spec_json_roundtrip_for_the_cli(tmp_path):
     path = tmp_path / "spec.json"
     path.write_text(json.dumps(H.tiny_spec().to_dict()))
-    assert export.resolve_spec(spec=str(path)) == H.tiny_spec()
+    assert resolve_spec(spec=str(path)) == H.tiny_spec()
     path.write_text("{not json")
     with pytest.raises(ValueError, match=r"`spec`=.* is not a NetworkSpec JSON file"):
-        export.resolve_spec(spec=str(path))
+        resolve_spec(spec=str(path))

@@ -5,10 +5,9 @@ import functools
 import os
 import tarfile
 
+import export_helpers as H
 import numpy as np
 import pytest
-
-import export_helpers as H
 
 tf = pytest.importorskip("tensorflow")
 hub = pytest.importorskip("tensorflow_hub")
@@ -24,8 +23,13 @@ def published():
     trained = H.trained_digits()
     output_dir = os.path.join(H.workdir(), "hub")
     code, out, err = H.run_script(
-        "publish_hub", f"--spec={trained.spec}", f"--weights={trained.weights}", f"--labels={trained.labels}",
-        "--image_size=64", f"--output_dir={output_dir}", "--source=https://example.org/keras_tinynet",
+        "publish_hub",
+        f"--spec={trained.spec}",
+        f"--weights={trained.weights}",
+        f"--labels={trained.labels}",
+        "--image_size=64",
+        f"--output_dir={output_dir}",
+        "--source=https://example.org/keras_tinynet",
     )
     assert code == 0, err
     return output_dir, out
@@ -47,10 +51,17 @@ def test_layout_cards_and_archives():
         card = open(form_dir(form) + ".md").read()
         counts = count(spec, 64, include_top=form == "classification", classes=10)
         for expected in (
-            f"# tiny_digits ({form.replace('_', ' ')})", f"| Parameters | {counts.params:,}",
-            f"| FLOPs | {counts.flops / 1e6:.1f}M", "| License | Apache-2.0 |", "| Source | https://example.org/keras_tinynet |",
-            "values in [0, 1]", "resize the shorter side to 73", "center-crop 64x64", "@inproceedings{han2020model",
-            "`ema.weights.h5` (sha256", spec.table().splitlines()[0],
+            f"# tiny_digits ({form.replace('_', ' ')})",
+            f"| Parameters | {counts.params:,}",
+            f"| FLOPs | {counts.flops / 1e6:.1f}M",
+            "| License | Apache-2.0 |",
+            "| Source | https://example.org/keras_tinynet |",
+            "values in [0, 1]",
+            "resize the shorter side to 73",
+            "center-crop 64x64",
+            "@inproceedings{han2020model",
+            "`ema.weights.h5` (sha256",
+            spec.table().splitlines()[0],
         ):
             assert expected in card, f"{expected!r} missing from the {form} card"
         with tarfile.open(form_dir(form) + ".tar.gz") as archive:
@@ -68,7 +79,9 @@ def test_archive_loads_after_extraction(tmp_path):
     module = hub.load(str(tmp_path))
     x = H.trained_digits().x_test[:4]
     np.testing.assert_allclose(
-        tf.nn.softmax(module(x / 255.0, training=False)).numpy(), H.trained_digits().model.predict(x, verbose=0), atol=1e-5
+        tf.nn.softmax(module(x / 255.0, training=False)).numpy(),
+        H.trained_digits().model.predict(x, verbose=0),
+        atol=1e-5,
     )
 
 
@@ -114,21 +127,31 @@ def test_tfsm_layer_loads_both_forms_in_keras3():
     x = trained.x_test[:8] / 255.0
     classification = keras.layers.TFSMLayer(form_dir("classification"), call_endpoint="serving_default")
     logits = classification(x)["logits"]
-    np.testing.assert_allclose(keras.ops.softmax(logits), trained.model.predict(trained.x_test[:8], verbose=0), atol=1e-5)
+    np.testing.assert_allclose(
+        keras.ops.softmax(logits), trained.model.predict(trained.x_test[:8], verbose=0), atol=1e-5
+    )
     features = keras.layers.TFSMLayer(form_dir("feature_vector"), call_endpoint="serving_default")
     inputs = keras.Input((64, 64, 3))
     head = keras.layers.Dense(10)
     model = keras.Model(inputs, head(features(inputs)["feature_vector"]))
     assert model.predict(x, verbose=0).shape == (8, 10)
     module = hub.load(form_dir("feature_vector"))
-    np.testing.assert_allclose(features(x)["feature_vector"], module(tf.constant(x, tf.float32), training=False), rtol=1e-5, atol=1e-5)  # features reach ~100: relative
+    np.testing.assert_allclose(
+        features(x)["feature_vector"], module(tf.constant(x, tf.float32), training=False), rtol=1e-5, atol=1e-5
+    )  # features reach ~100: relative
 
 
 def test_publish_argument_errors(tmp_path):
     code, _, err = H.run_script("publish_hub", "--spec=/nonexistent.json", f"--output_dir={tmp_path}")
     assert code == 2 and "`spec` must be a NetworkSpec JSON file" in err
-    code, _, err = H.run_script("publish_hub", "--variant=ghostnet_d", f"--output_dir={tmp_path}", "--forms=classification,detector")
-    assert code == 2 and "--forms must be a comma-separated subset of classification, feature_vector" in err and "detector" in err
+    code, _, err = H.run_script(
+        "publish_hub", "--variant=ghostnet_d", f"--output_dir={tmp_path}", "--forms=classification,detector"
+    )
+    assert (
+        code == 2
+        and "--forms must be a comma-separated subset of classification, feature_vector" in err
+        and "detector" in err
+    )
     code, _, err = H.run_script("publish_hub", "--variant=ghostnet_d")
     assert code == 2 and "--output_dir is required" in err
     assert os.listdir(tmp_path) == []
@@ -141,5 +164,9 @@ def test_publish_refuses_to_overwrite_without_the_flag(tmp_path):
     with pytest.raises(ValueError, match="already holds.*pass overwrite=True"):
         export.publish_hub(exportable, tmp_path, forms=["feature_vector"])
     export.publish_hub(exportable, tmp_path, forms=["feature_vector"], overwrite=True)
-    assert sorted(os.listdir(tmp_path)) == ["tiny_random_feature_vector", "tiny_random_feature_vector.md", "tiny_random_feature_vector.tar.gz"]
+    assert sorted(os.listdir(tmp_path)) == [
+        "tiny_random_feature_vector",
+        "tiny_random_feature_vector.md",
+        "tiny_random_feature_vector.tar.gz",
+    ]
     assert "random initialization (untrained)" in (tmp_path / "tiny_random_feature_vector.md").read_text()

@@ -1,9 +1,8 @@
 """ONNX export through tf2onnx, run with onnxruntime."""
 
+import export_helpers as H
 import numpy as np
 import pytest
-
-import export_helpers as H
 
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("tf2onnx")

@@ -3,10 +3,9 @@ data from an image folder or tensorflow-datasets; checked against the Keras mode
 
 import os
 
+import export_helpers as H
 import numpy as np
 import pytest
-
-import export_helpers as H
 
 tf = pytest.importorskip("tensorflow")
 
@@ -50,9 +49,14 @@ def test_int8_is_full_integer():
     exported = H.exported_digits()
     details = export.tflite_details(exported.tflite["int8"])
     (inp,), (out,) = details["inputs"], details["outputs"]
-    assert inp["dtype"] == "uint8" and out["dtype"] == "uint8" and inp["shape"] == [1, 64, 64, 3] and out["shape"] == [1, 10]
+    assert (
+        inp["dtype"] == "uint8"
+        and out["dtype"] == "uint8"
+        and inp["shape"] == [1, 64, 64, 3]
+        and out["shape"] == [1, 10]
+    )
     assert inp["quantization"]["scale"] > 0 and out["quantization"]["scale"] > 0
-    interpreter = export._interpreter(exported.tflite["int8"], xnnpack=False)
+    interpreter = export.make_interpreter(exported.tflite["int8"], xnnpack=False)
     interpreter.allocate_tensors()
     float_tensors = [t["name"] for t in interpreter.get_tensor_details() if np.dtype(t["dtype"]) == np.float32]
     assert float_tensors == [], f"float tensors left in the int8 model: {float_tensors[:5]}"
@@ -124,7 +128,9 @@ def test_tflite_argument_errors(tmp_path):
         export.export_tflite(exportable, tmp_path / "m.tflite", "int4")
     with pytest.raises(ValueError, match="`representative_data` is required for quantization='int8'"):
         export.export_tflite(exportable, tmp_path / "m.tflite", "int8")
-    with pytest.raises(ValueError, match=r"`representative_data` must hold images of shape \(64, 64, 3\).*\(32, 32, 3\)"):
+    with pytest.raises(
+        ValueError, match=r"`representative_data` must hold images of shape \(64, 64, 3\).*\(32, 32, 3\)"
+    ):
         export.export_tflite(exportable, tmp_path / "m.tflite", "int8", np.zeros((2, 32, 32, 3)))
     with pytest.raises(ValueError, match="`int8_io` must be one of"):
         export.export_tflite(exportable, tmp_path / "m.tflite", "int8", np.zeros((2, 64, 64, 3)), int8_io="int16")
@@ -134,7 +140,7 @@ def test_tflite_argument_errors(tmp_path):
 @pytest.mark.slow
 def test_benchmark_falls_back_when_xnnpack_refuses_the_model(monkeypatch):
     exported = H.exported_digits()
-    real = export._interpreter
+    real = export.make_interpreter
 
     class Refusing:
         def __init__(self, interpreter):
@@ -147,7 +153,7 @@ def test_benchmark_falls_back_when_xnnpack_refuses_the_model(monkeypatch):
         made = real(path, num_threads, xnnpack)
         return Refusing(made) if xnnpack else made
 
-    monkeypatch.setattr(export, "_interpreter", interpreter)
+    monkeypatch.setattr(export.tflite, "make_interpreter", interpreter)
     latency = export.benchmark_tflite(exported.tflite["int8"], runs=3, num_threads=1)
     assert latency["delegate"] == "none (XNNPACK refused the model: failed to create XNNPACK runtime (simulated))"
     assert latency["median_ms"] > 0

@@ -80,9 +80,11 @@ def test_fold_rejects_a_model_it_cannot_rewrite():
 def test_tflite_export_is_frozen_folded_and_batched(tmp_path, rng):
     model = keras_tinynet.GhostNetD(input_shape=(64, 64, 3), classes=10)
     randomize_batch_norm(model, rng)
-    exportable = export.Exportable(model=model, spec=keras_tinynet.get_spec("ghostnet_d"), image_size=64, labels=tuple("abcdefghij"))
+    exportable = export.Exportable(
+        model=model, spec=keras_tinynet.get_spec("ghostnet_d"), image_size=64, labels=tuple("abcdefghij")
+    )
     path = export.export_tflite(exportable, tmp_path / "d4.tflite", batch_size=4)
-    interpreter, _ = export._ready_interpreter(path, 1)
+    interpreter, _ = export.ready_interpreter(path, 1)
     ops = {op["op_name"] for op in interpreter._get_ops_details()}
     assert not ops & {"VAR_HANDLE", "READ_VARIABLE", "RSQRT", "TRANSPOSE"}  # weights are constants, BN folded
     assert interpreter.get_signature_list() == {"serving_default": {"inputs": ["images"], "outputs": ["probabilities"]}}

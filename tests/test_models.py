@@ -1,6 +1,5 @@
 """The Keras builders: parameter counts, keras.applications behaviour, naming, saving, precision."""
 
-import os
 
 import keras
 import numpy as np
@@ -9,7 +8,7 @@ import pytest
 import keras_tinynet
 from keras_tinynet.counting import count
 from keras_tinynet.models import VARIANTS
-from keras_tinynet.spec import get_spec, scale, TINYNET_GHOSTNET
+from keras_tinynet.spec import get_spec
 
 
 def trainable_params(model):
@@ -47,7 +46,10 @@ def test_budget_model_counts_match(rng):
 
 
 def test_default_input_sizes(build_cached):
-    sizes = {name: build_cached(name).input_shape[1] for name in ("ghostnet_a", "ghostnet_b", "ghostnet_c", "ghostnet_d", "ghostnet_100")}
+    sizes = {
+        name: build_cached(name).input_shape[1]
+        for name in ("ghostnet_a", "ghostnet_b", "ghostnet_c", "ghostnet_d", "ghostnet_100")
+    }
     assert sizes == {"ghostnet_a": 240, "ghostnet_b": 205, "ghostnet_c": 187, "ghostnet_d": 145, "ghostnet_100": 224}
 
 
@@ -62,9 +64,21 @@ def test_deterministic_layer_names_and_pytorch_padding_and_bn_settings():
     model = keras_tinynet.GhostNet100()
     names = [layer.name for layer in model.layers]
     assert names == [layer.name for layer in keras_tinynet.GhostNet100().layers]
-    for name in ["stem_conv", "stem_bn", "block0_ghost1_primary_conv", "block0_ghost1_cheap_conv", "block1_dw_conv",
-                 "block3_se_reduce", "block3_se_expand", "block1_shortcut_dw_conv", "block1_shortcut_conv",
-                 "block15_ghost2_primary_bn", "final_conv", "conv_head", "predictions"]:
+    for name in [
+        "stem_conv",
+        "stem_bn",
+        "block0_ghost1_primary_conv",
+        "block0_ghost1_cheap_conv",
+        "block1_dw_conv",
+        "block3_se_reduce",
+        "block3_se_expand",
+        "block1_shortcut_dw_conv",
+        "block1_shortcut_conv",
+        "block15_ghost2_primary_bn",
+        "final_conv",
+        "conv_head",
+        "predictions",
+    ]:
         assert name in names
     assert model.get_layer("stem_pad").padding == ((1, 1), (1, 1))
     assert model.get_layer("block3_dw_pad").padding == ((2, 2), (2, 2))
@@ -106,16 +120,17 @@ def test_builtin_preprocessing_equals_preprocess_input(rng):
     without = keras_tinynet.GhostNetD(input_shape=(64, 64, 3), include_preprocessing=False)
     without.set_weights(with_pre.get_weights())
     x = images(rng)
-    np.testing.assert_allclose(
-        with_pre(x), without(keras_tinynet.preprocess_input(x, mode="torch")), atol=1e-6
-    )
+    np.testing.assert_allclose(with_pre(x), without(keras_tinynet.preprocess_input(x, mode="torch")), atol=1e-6)
     assert keras_tinynet.preprocess_input(x) is x
 
 
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"input_shape": (31, 64, 3), "include_top": False}, r"Input size must be at least 32x32; Received: input_shape=\(31, 64, 3\)"),
+        (
+            {"input_shape": (31, 64, 3), "include_top": False},
+            r"Input size must be at least 32x32; Received: input_shape=\(31, 64, 3\)",
+        ),
         ({"weights": "imagenet", "classes": 10}, "`classes` should be 1000. Received: classes=10"),
         ({"weights": "imagnet"}, r"The `weights` argument should be either `None`.*Received: weights='imagnet'"),
         ({"weights": "/no/such/file.weights.h5"}, "Received: weights='/no/such/file.weights.h5' \\(no such file\\)"),
@@ -160,7 +175,9 @@ def test_odd_widths_build_and_count(rng, tmp_path):
 
 
 def test_config_and_keras_round_trips_give_identical_outputs(rng, tmp_path):
-    model = keras_tinynet.GhostNetD(input_shape=(None, None, 3), include_top=False, pooling="avg", drop_connect_rate=0.2)
+    model = keras_tinynet.GhostNetD(
+        input_shape=(None, None, 3), include_top=False, pooling="avg", drop_connect_rate=0.2
+    )
     x = images(rng, size=80)
     clone = keras.Model.from_config(model.get_config())
     clone.set_weights(model.get_weights())
@@ -171,8 +188,8 @@ def test_config_and_keras_round_trips_give_identical_outputs(rng, tmp_path):
 
 
 def test_weights_files_load_by_name(rng, tmp_path):
-    from keras.src.legacy.saving import legacy_h5_format
     import h5py
+    from keras.src.legacy.saving import legacy_h5_format
 
     source = keras_tinynet.GhostNetD(input_shape=(64, 64, 3))
     x = images(rng)
@@ -191,8 +208,11 @@ def test_weights_files_load_by_name(rng, tmp_path):
 
 def test_weights_of_another_variant_name_the_layer_and_both_shapes(tmp_path):
     keras_tinynet.GhostNetD(include_top=False).save_weights(tmp_path / "d.weights.h5")
-    with pytest.raises(ValueError, match=r"layer 'stem_conv' variable .* has shape \(3, 3, 3, 16\) in the model but \(3, 3, 3, 16\)|"
-                                         r"layer '\w+' variable .* has shape \(.*\) in the model but \(.*\) in the file"):
+    with pytest.raises(
+        ValueError,
+        match=r"layer 'stem_conv' variable .* has shape \(3, 3, 3, 16\) in the model but \(3, 3, 3, 16\)|"
+        r"layer '\w+' variable .* has shape \(.*\) in the model but \(.*\) in the file",
+    ):
         keras_tinynet.GhostNetC(include_top=False, weights=str(tmp_path / "d.weights.h5"))
     no_top = tmp_path / "d_notop.keras"
     keras_tinynet.GhostNetD(include_top=False).save(no_top)
@@ -214,7 +234,7 @@ def test_weights_of_a_stochastic_depth_build_load_into_a_plain_one(rng, tmp_path
 
 
 def test_failed_load_leaves_the_model_untouched(tmp_path):
-    from keras_tinynet.weights import load_weights
+    from keras_tinynet.weights.loading import load_weights
 
     keras_tinynet.GhostNetD(include_top=False).save_weights(tmp_path / "d.weights.h5")
     model = keras_tinynet.GhostNetC(include_top=False)
@@ -296,7 +316,10 @@ def test_decode_predictions_offline():
     preds = np.zeros((2, 1000), "float32")
     preds[0, 1], preds[0, 2], preds[1, 999] = 0.7, 0.2, 0.9
     decoded = keras_tinynet.decode_predictions(preds, top=2)
-    assert decoded[0] == [("n01443537", "goldfish", pytest.approx(0.7)), ("n01484850", "great_white_shark", pytest.approx(0.2))]
+    assert decoded[0] == [
+        ("n01443537", "goldfish", pytest.approx(0.7)),
+        ("n01484850", "great_white_shark", pytest.approx(0.2)),
+    ]
     assert decoded[1][0][:2] == ("n15075141", "toilet_tissue")
     with pytest.raises(ValueError, match=r"shape \(samples, 1000\).*Received array with shape: \(2, 10\)"):
         keras_tinynet.decode_predictions(np.zeros((2, 10)))

@@ -2,12 +2,11 @@
 
 import numpy as np
 import pytest
-
 from conftest import timm
 
 import keras_tinynet
-from keras_tinynet.convert import from_timm_state_dict, timm_block_prefixes
-from keras_tinynet.weights import assign_by_name
+from keras_tinynet.weights.loading import assign_by_name
+from keras_tinynet.weights.timm_mapping import from_timm_state_dict, timm_block_prefixes
 
 pytestmark = pytest.mark.skipif(timm is None, reason="needs the `parity` extra (torch, timm)")
 

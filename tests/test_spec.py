@@ -1,11 +1,10 @@
 """The architecture as data: tables, rounding, depth and width scaling, round trips, validation."""
 
 import json
-import sys
 
 import pytest
-
 from conftest import run_python
+
 from keras_tinynet.spec import (
     ORIGINAL_GHOSTNET,
     PRESETS,
@@ -53,10 +52,22 @@ def test_ghostnet_a_is_the_reference_table():
 def test_original_ghostnet_is_the_reference_table():
     spec = get_spec("ghostnet_100")
     expected = [
-        (3, 16, 16, 0, 1), (3, 48, 24, 0, 2), (3, 72, 24, 0, 1), (5, 72, 40, 20, 2), (5, 120, 40, 32, 1),
-        (3, 240, 80, 0, 2), (3, 200, 80, 0, 1), (3, 184, 80, 0, 1), (3, 184, 80, 0, 1), (3, 480, 112, 120, 1),
-        (3, 672, 112, 168, 1), (5, 672, 160, 168, 2), (5, 960, 160, 0, 1), (5, 960, 160, 240, 1),
-        (5, 960, 160, 0, 1), (5, 960, 160, 240, 1),
+        (3, 16, 16, 0, 1),
+        (3, 48, 24, 0, 2),
+        (3, 72, 24, 0, 1),
+        (5, 72, 40, 20, 2),
+        (5, 120, 40, 32, 1),
+        (3, 240, 80, 0, 2),
+        (3, 200, 80, 0, 1),
+        (3, 184, 80, 0, 1),
+        (3, 184, 80, 0, 1),
+        (3, 480, 112, 120, 1),
+        (3, 672, 112, 168, 1),
+        (5, 672, 160, 168, 2),
+        (5, 960, 160, 0, 1),
+        (5, 960, 160, 240, 1),
+        (5, 960, 160, 0, 1),
+        (5, 960, 160, 240, 1),
     ]
     assert as_rows(spec) == expected
     assert (spec.stem_channels, spec.final_channels, spec.head_channels) == (16, 960, 1280)
@@ -66,14 +77,24 @@ def test_original_ghostnet_is_the_reference_table():
 
 @pytest.mark.parametrize(
     "repeats, depth, expected",
-    [([1], 1.08, [1]), ([1, 1], 1.08, [1, 1]), ([1, 2], 1.08, [1, 2]), ([1, 3, 3], 1.08, [1, 4, 3]),
-     ([1, 5], 1.08, [1, 5]), ([1, 3, 3], 0.5, [1, 2, 2]), ([1, 5], 0.5, [1, 2]), ([1, 2], 0.76, [1, 1])],
+    [
+        ([1], 1.08, [1]),
+        ([1, 1], 1.08, [1, 1]),
+        ([1, 2], 1.08, [1, 2]),
+        ([1, 3, 3], 1.08, [1, 4, 3]),
+        ([1, 5], 1.08, [1, 5]),
+        ([1, 3, 3], 0.5, [1, 2, 2]),
+        ([1, 5], 0.5, [1, 2]),
+        ([1, 2], 0.76, [1, 1]),
+    ],
 )
 def test_stage_depth_scaling(repeats, depth, expected):
     assert scale_stage_depth(repeats, depth) == expected
 
 
-@pytest.mark.parametrize("name, size, blocks", [("ghostnet_b", 205, 20), ("ghostnet_c", 187, 15), ("ghostnet_d", 145, 13)])
+@pytest.mark.parametrize(
+    "name, size, blocks", [("ghostnet_b", 205, 20), ("ghostnet_c", 187, 15), ("ghostnet_d", 145, 13)]
+)
 def test_b_c_d_are_a_twisted(name, size, blocks):
     preset = PRESETS[name]
     spec = get_spec(name)
@@ -155,7 +176,7 @@ def test_unknown_variant_lists_the_available_ones():
 
 def test_plain_modules_do_not_import_tensorflow():
     run_python(
-        "import sys, keras_tinynet.spec, keras_tinynet.counting, keras_tinynet.formula, keras_tinynet.convert;"
+        "import sys, keras_tinynet.spec, keras_tinynet.counting, keras_tinynet.formula, keras_tinynet.weights.timm_mapping;"
         "import keras_tinynet.__main__;"
         "bad = [m for m in ('tensorflow', 'keras', 'torch') if m in sys.modules]; assert not bad, bad"
     )

@@ -11,7 +11,6 @@ import time
 
 import numpy as np
 import pytest
-
 from conftest import run_python
 from test_data import write_image_folder
 
@@ -29,8 +28,14 @@ tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfigur
 
 
 def run(script, *args, env=None, timeout=900):
-    return subprocess.run([sys.executable, script, *args], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})}, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, script, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        cwd=ROOT,
+    )
 
 
 def summary(model_dir, worker=None):
@@ -87,7 +92,7 @@ def test_evaluate_script_on_the_trained_weights(default_run):
     model_dir, _, _ = default_run
     result = run(EVALUATE, "--weights", str(model_dir / "final" / "ema.weights.h5"))
     assert result.returncode == 0, result.stderr[-3000:]
-    metrics = json.loads(result.stdout[result.stdout.index("{"):])
+    metrics = json.loads(result.stdout[result.stdout.index("{") :])
     assert metrics["examples"] == 360 and metrics["top1"] == pytest.approx(summary(model_dir)["final_metrics"]["top1"])
     assert metrics["top5"] >= metrics["top1"] and metrics["loss"] > 0
     missing = run(EVALUATE, "--weights", str(model_dir / "nothing.weights.h5"))
@@ -96,7 +101,9 @@ def test_evaluate_script_on_the_trained_weights(default_run):
 
 @pytest.mark.slow
 def test_mirrored_strategy_splits_the_global_batch_between_two_replicas(tmp_path):
-    code = TWO_CPUS + f"""
+    code = (
+        TWO_CPUS
+        + f"""
 from keras_tinynet import training, data
 strategy = training.make_strategy("mirrored")
 batches = data.pipeline(data.load("digits"), True, 32, 32)
@@ -106,25 +113,36 @@ config = training.TrainConfig(image_size=32, batch_size=32, epochs=2, steps_per_
                               model_dir={str(tmp_path)!r})
 training.train(config, verbose=0)
 """
+    )
     result = run_python(code)
     assert "per-replica [16, 16]" in result.stdout
     run_summary = summary(tmp_path)
-    assert run_summary["strategy"] == {"name": "mirrored", "replicas": 2, "global_batch": 32,
-                                       "per_replica_batch": 16, "synchronized_bn": False, "task": "worker-0"}
+    assert run_summary["strategy"] == {
+        "name": "mirrored",
+        "replicas": 2,
+        "global_batch": 32,
+        "per_replica_batch": 16,
+        "synchronized_bn": False,
+        "task": "worker-0",
+    }
     losses = [h["loss"] for h in run_summary["history"]]
     assert losses[-1] < losses[0]
 
 
 def test_batch_size_not_divisible_by_the_replicas(tmp_path):
-    code = TWO_CPUS + f"""
+    code = (
+        TWO_CPUS
+        + f"""
 from keras_tinynet import training
 try:
     training.train(training.TrainConfig(batch_size=15, model_dir={str(tmp_path)!r}))
 except training.TrainingError as error:
     print("ERROR", error)
 """
-    assert ("ERROR `batch_size`=15 is not divisible by the 2 replicas of the 'mirrored' strategy; use a "
-            "multiple of 2.") in run_python(code).stdout
+    )
+    assert (
+        "ERROR `batch_size`=15 is not divisible by the 2 replicas of the 'mirrored' strategy; use a multiple of 2."
+    ) in run_python(code).stdout
 
 
 def free_port():
@@ -136,15 +154,32 @@ def free_port():
 @pytest.mark.slow
 def test_multi_worker_mirrored_strategy_two_processes(tmp_path):
     workers = [f"127.0.0.1:{free_port()}" for _ in range(2)]
-    args = [TRAIN, "--strategy", "multi_worker", "--epochs", "2", "--steps_per_epoch", "3", *QUICK,
-            "--model_dir", str(tmp_path)]
+    args = [
+        TRAIN,
+        "--strategy",
+        "multi_worker",
+        "--epochs",
+        "2",
+        "--steps_per_epoch",
+        "3",
+        *QUICK,
+        "--model_dir",
+        str(tmp_path),
+    ]
     processes, logs = [], []
     for index in range(2):
         tf_config = json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})
         log = open(tmp_path / f"worker-{index}.log", "w+")  # files, not pipes: a full pipe would stall a worker
         logs.append(log)
-        processes.append(subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                          env={**os.environ, "TF_CONFIG": tf_config}))
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, *args],
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "TF_CONFIG": tf_config},
+            )
+        )
     try:
         for process in processes:
             process.wait(timeout=600)
@@ -187,14 +222,30 @@ def test_sigkill_mid_epoch_then_the_same_command_finishes_the_same_epochs(tmp_pa
 def test_resuming_with_other_settings_is_refused(tmp_path):
     args = ["--epochs", "1", "--steps_per_epoch", "2", *QUICK, "--model_dir", str(tmp_path)]
     assert run(TRAIN, *args).returncode == 0
-    assert_clean_error(run(TRAIN, *args[:-2], "--model", "ghostnet_c", "--model_dir", str(tmp_path)),
-                       "holds a run with other settings (model: was 'ghostnet_d', now 'ghostnet_c')")
+    assert_clean_error(
+        run(TRAIN, *args[:-2], "--model", "ghostnet_c", "--model_dir", str(tmp_path)),
+        "holds a run with other settings (model: was 'ghostnet_d', now 'ghostnet_c')",
+    )
 
 
 @pytest.mark.slow
 def test_nan_loss_stops_with_a_clear_message(tmp_path):
-    result = run(TRAIN, "--optimizer", "sgd", "--learning_rate", "1e30", "--ema_momentum", "0", "--epochs", "2",
-                 "--steps_per_epoch", "6", *QUICK, "--model_dir", str(tmp_path))
+    result = run(
+        TRAIN,
+        "--optimizer",
+        "sgd",
+        "--learning_rate",
+        "1e30",
+        "--ema_momentum",
+        "0",
+        "--epochs",
+        "2",
+        "--steps_per_epoch",
+        "6",
+        *QUICK,
+        "--model_dir",
+        str(tmp_path),
+    )
     assert_clean_error(result, "The loss became NaN in epoch 1")
     assert not (tmp_path / "checkpoints").exists() or not any((tmp_path / "checkpoints").glob("epoch-*"))
 
@@ -226,8 +277,23 @@ def test_bad_image_folders_give_clear_messages(problem, tmp_path):
 @pytest.mark.slow
 def test_image_folder_trains_with_randaugment_and_hswish(tmp_path):
     root = write_image_folder(tmp_path / "images", per_class=8)
-    result = run(TRAIN, "--dataset", f"folder:{root}", "--activation", "hard_swish", "--randaugment", "2,9",
-                 "--epochs", "2", "--batch_size", "8", "--image_size", "48", "--model_dir", str(tmp_path / "run"))
+    result = run(
+        TRAIN,
+        "--dataset",
+        f"folder:{root}",
+        "--activation",
+        "hard_swish",
+        "--randaugment",
+        "2,9",
+        "--epochs",
+        "2",
+        "--batch_size",
+        "8",
+        "--image_size",
+        "48",
+        "--model_dir",
+        str(tmp_path / "run"),
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     run_summary = summary(tmp_path / "run")
     assert run_summary["dataset"]["classes"] == 2 and run_summary["steps_per_epoch"] == 2

@@ -18,9 +18,9 @@ import pytest
 
 import keras_tinynet
 import keras_tinynet.models  # noqa: F401  (conftest.build_cached reaches keras_tinynet.models)
-from keras_tinynet import registry as registry_lib
-from keras_tinynet.registry import MIRROR_ENV, REGISTRY_ENV, WeightsDownloadError
-from keras_tinynet.weights import load_imagenet_weights, load_weights
+from keras_tinynet.weights import registry as registry_lib
+from keras_tinynet.weights.loading import load_imagenet_weights, load_weights
+from keras_tinynet.weights.registry import MIRROR_ENV, REGISTRY_ENV, WeightsDownloadError
 
 VARIANT = "ghostnet_050"
 TOP, NOTOP = "ghostnet_050.weights.h5", "ghostnet_050_notop.weights.h5"
@@ -38,7 +38,7 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
     def do_GET(self):
         self.hits[self.path] += 1
         if self.path.startswith("/short/"):
-            data = open(os.path.join(self.directory, self.path[len("/short/"):]), "rb").read()
+            data = open(os.path.join(self.directory, self.path[len("/short/") :]), "rb").read()
             self.send_response(200)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
@@ -227,7 +227,9 @@ def test_corrupt_cached_file_is_fetched_again_once(registered, isolated, tmp_pat
 
 def test_mirror_replaces_the_registry_urls(served, tmp_path, monkeypatch, isolated):
     dead = f"http://127.0.0.1:{closed_port()}/{TOP}"
-    use_registry(tmp_path, monkeypatch, {VARIANT: {"top": entry(served, TOP, url=dead), "notop": entry(served, NOTOP, url=None)}})
+    use_registry(
+        tmp_path, monkeypatch, {VARIANT: {"top": entry(served, TOP, url=dead), "notop": entry(served, NOTOP, url=None)}}
+    )
     monkeypatch.setenv(MIRROR_ENV, served["base"] + "/")
     served["hits"].clear()
     assert registry_lib.resolve_entry(VARIANT, True).url == f"{served['base']}/{TOP}"
@@ -249,7 +251,9 @@ def test_entry_without_url_needs_a_mirror(served, tmp_path, monkeypatch):
 
 
 def test_unregistered_variant_is_an_error_never_random_weights(registered, tmp_path):
-    with pytest.raises(ValueError, match="No ImageNet weights are registered for 'ghostnet_d' with include_top=True") as error:
+    with pytest.raises(
+        ValueError, match="No ImageNet weights are registered for 'ghostnet_d' with include_top=True"
+    ) as error:
         keras_tinynet.GhostNetD(weights="imagenet")
     assert "ghostnet_050 (top, notop)" in str(error.value) and str(tmp_path / "registry.json") in str(error.value)
     assert registered["hits"] == Counter()
@@ -303,20 +307,27 @@ def test_top_file_into_a_model_without_top_loads_by_name(served, build_cached):
 
 def test_notop_file_into_a_model_with_top_is_a_clear_error(served, build_cached):
     model = build_cached(VARIANT)
-    with pytest.raises(ValueError, match=r"no weights for 2 layer\(s\) \('conv_head', 'predictions'\).*include_top=False"):
+    with pytest.raises(
+        ValueError, match=r"no weights for 2 layer\(s\) \('conv_head', 'predictions'\).*include_top=False"
+    ):
         load_weights(model, served["root"] / NOTOP)
 
 
 def test_file_of_another_variant_is_a_clear_error_and_leaves_the_model_untouched(served, build_cached):
     model = build_cached("ghostnet_100")
     before = [np.array(v) for v in model.weights]
-    with pytest.raises(ValueError, match=r"layer 'stem_conv' variable .* has shape \(3, 3, 3, 16\) in the model but \(3, 3, 3, 8\) in the file\. Was the file saved from another variant\?"):
+    with pytest.raises(
+        ValueError,
+        match=r"layer 'stem_conv' variable .* has shape \(3, 3, 3, 16\) in the model but \(3, 3, 3, 8\) in the file\. Was the file saved from another variant\?",
+    ):
         load_weights(model, served["root"] / TOP)
     assert all(np.array_equal(a, np.array(v)) for a, v in zip(before, model.weights))
 
 
 def test_other_class_count_is_a_clear_error(served, build_cached):
-    with pytest.raises(ValueError, match=r"layer 'predictions' variable .* \(1280, 10\) in the model but \(1280, 1000\)"):
+    with pytest.raises(
+        ValueError, match=r"layer 'predictions' variable .* \(1280, 10\) in the model but \(1280, 1000\)"
+    ):
         load_weights(build_cached(VARIANT, classes=10), served["root"] / TOP)
 
 

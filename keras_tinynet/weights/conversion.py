@@ -27,15 +27,15 @@ import urllib.parse
 
 import numpy as np
 
-from keras_tinynet import registry as registry_lib
-from keras_tinynet.convert import from_timm_state_dict
-from keras_tinynet.files import staged_file
-from keras_tinynet.spec import IMAGENET_PREPROCESSING, PRESETS, get_spec
+from keras_tinynet.files import sha256_file, staged_file
+from keras_tinynet.spec import IMAGENET_PREPROCESSING, ORIGINAL_GHOSTNET, PRESETS, get_spec
+from keras_tinynet.weights import registry as registry_lib
+from keras_tinynet.weights.timm_mapping import from_timm_state_dict
 
 TIMM_PREFIX = "timm:"
-# The variants that are timm's GhostNet (v1) at these widths; timm registers 050/100/130, and builds
+# The variants that are timm's GhostNet (v1) at their widths; timm registers 050/100/130, and builds
 # the 1.5x from the same code.
-TIMM_WIDTHS = {"ghostnet_050": 0.5, "ghostnet_100": 1.0, "ghostnet_130": 1.3, "ghostnet_150": 1.5}
+TIMM_WIDTHS = {name: preset.width for name, preset in PRESETS.items() if preset.architecture is ORIGINAL_GHOSTNET}
 # ImageNet top-1 (%) that timm reports for its pretrained tags (results-imagenet.csv, 224 px).
 PUBLISHED_TOP1 = {"ghostnet_100.in1k": 73.97}
 PARITY_MODES = ("auto", "require", "skip")
@@ -69,7 +69,7 @@ def parse_source(source: str) -> tuple[str, str]:
         raise ValueError(f"`source` must be {allowed}; received source={source!r}.")
     source = os.fspath(source)
     if source.startswith(TIMM_PREFIX):
-        name = source[len(TIMM_PREFIX):]
+        name = source[len(TIMM_PREFIX) :]
         if not re.fullmatch(r"[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)?", name):
             raise ValueError(
                 f"`source` {source!r} must name a timm model after '{TIMM_PREFIX}', like "
@@ -92,7 +92,9 @@ def read_safetensors(path: str) -> dict[str, np.ndarray]:
     try:
         from safetensors.numpy import load_file
     except ImportError:
-        raise ImportError("Reading .safetensors checkpoints needs the `safetensors` package: pip install safetensors") from None
+        raise ImportError(
+            "Reading .safetensors checkpoints needs the `safetensors` package: pip install safetensors"
+        ) from None
     try:
         return load_file(path)
     except Exception as error:  # safetensors raises its own SafetensorError (and others for bf16)
@@ -146,13 +148,12 @@ def normalize_state_dict(state_dict: dict, source: str) -> dict[str, np.ndarray]
     """Checks a timm GhostNet (v1) state dict: drops thop counters and a DataParallel `module.` prefix."""
     state_dict = _unwrap(state_dict, source)
     if state_dict and all(key.startswith("module.") for key in state_dict):
-        state_dict = {key[len("module."):]: value for key, value in state_dict.items()}
+        state_dict = {key[len("module.") :]: value for key, value in state_dict.items()}
     state_dict = {k: v for k, v in state_dict.items() if not k.endswith(("total_ops", "total_params"))}
     if "conv_stem.weight" not in state_dict:
         shown = ", ".join(sorted(state_dict)[:5]) or "none"
         raise CheckpointError(
-            f"`source`={source!r} is not a timm GhostNet state dict: it has no 'conv_stem.weight' "
-            f"(keys: {shown}, ...)."
+            f"`source`={source!r} is not a timm GhostNet state dict: it has no 'conv_stem.weight' (keys: {shown}, ...)."
         )
     if any(".short_conv." in key or "_rpr" in key for key in state_dict):
         raise CheckpointError(
@@ -165,7 +166,7 @@ def normalize_state_dict(state_dict: dict, source: str) -> dict[str, np.ndarray]
 def keras_model_from_state_dict(state_dict: dict[str, np.ndarray], variant: str, include_top: bool, source: str):
     """Builds `variant` (logits, no softmax) and fills it from the state dict; every tensor must be used."""
     from keras_tinynet import models
-    from keras_tinynet.weights import assign_by_name
+    from keras_tinynet.weights.loading import assign_by_name
 
     classifier = state_dict.get("classifier.weight")
     if include_top and classifier is None:
@@ -233,7 +234,7 @@ def parity_difference(keras_model, reference, variant: str, include_top: bool, b
 
 def write_weights_atomically(model, output: str) -> str:
     """Saves `model`'s weights to `output` (*.weights.h5) through a staged file, checked before it is renamed."""
-    from keras_tinynet.weights import read_weights
+    from keras_tinynet.weights.loading import read_weights
 
     output = os.path.abspath(output)
     with staged_file(output, suffix=".weights.h5") as temporary:  # Keras writes only *.weights.h5 names
@@ -254,7 +255,7 @@ def registry_entry(
     entry = {
         "file": file,
         "url": base_url.rstrip("/") + "/" + urllib.parse.quote(file) if base_url else None,
-        "sha256": registry_lib.sha256_file(path),
+        "sha256": sha256_file(path),
         "size": os.path.getsize(path),
         "source": source,
         "license": license,
@@ -308,7 +309,7 @@ def convert_checkpoint(
         top1 = top1 if top1 is not None else PUBLISHED_TOP1.get(full_name)
     else:
         state_dict = read_safetensors(value) if kind == "safetensors" else read_pth(value)
-        description = f"{os.path.basename(value)} (sha256 {registry_lib.sha256_file(value)})"
+        description = f"{os.path.basename(value)} (sha256 {sha256_file(value)})"
     state_dict = normalize_state_dict(state_dict, source)
     model = keras_model_from_state_dict(state_dict, variant, include_top, source)
 
@@ -336,7 +337,11 @@ def parity_available() -> bool:
 
 def _check_arguments(variant, output, parity, base_url, top1, overwrite) -> None:
     if variant not in TIMM_WIDTHS:
-        others = " GhostNet-A..D have no timm architecture and no public checkpoint; train them with scripts/train.py." if variant in PRESETS else ""
+        others = (
+            " GhostNet-A..D have no timm architecture and no public checkpoint; train them with scripts/train.py."
+            if variant in PRESETS
+            else ""
+        )
         raise ValueError(
             f"`variant` must be one of {', '.join(TIMM_WIDTHS)} (the widths of timm's GhostNet); "
             f"received variant={variant!r}.{others}"
@@ -344,11 +349,17 @@ def _check_arguments(variant, output, parity, base_url, top1, overwrite) -> None
     if parity not in PARITY_MODES:
         raise ValueError(f"`parity` must be one of {PARITY_MODES}; received parity={parity!r}.")
     if not isinstance(output, (str, os.PathLike)) or not os.fspath(output).endswith(".weights.h5"):
-        raise ValueError(f"`output` must be a file name ending with '.weights.h5' (Keras 3 writes no other); received output={output!r}.")
+        raise ValueError(
+            f"`output` must be a file name ending with '.weights.h5' (Keras 3 writes no other); received output={output!r}."
+        )
     if os.path.exists(output) and not overwrite:
-        raise FileExistsError(f"`output`={os.fspath(output)!r} exists; pass overwrite=True (--overwrite) to replace it.")
-    if base_url is not None and not registry_lib._has_scheme(base_url):
-        raise ValueError(f"`base_url` must be a URL with one of the schemes {registry_lib.URL_SCHEMES}; received base_url={base_url!r}.")
+        raise FileExistsError(
+            f"`output`={os.fspath(output)!r} exists; pass overwrite=True (--overwrite) to replace it."
+        )
+    if base_url is not None and not registry_lib.has_scheme(base_url):
+        raise ValueError(
+            f"`base_url` must be a URL with one of the schemes {registry_lib.URL_SCHEMES}; received base_url={base_url!r}."
+        )
     if top1 is not None and not 0 < top1 <= 100:
         raise ValueError(f"`top1` must be a percentage in (0, 100]; received top1={top1!r}.")
 

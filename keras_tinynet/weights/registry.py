@@ -29,7 +29,6 @@ random weights. This module imports Keras only when it downloads.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import os
@@ -38,6 +37,7 @@ import urllib.error
 import urllib.parse
 from importlib import resources
 
+from keras_tinynet.files import sha256_file
 from keras_tinynet.spec import PRESETS
 
 REGISTRY_ENV = "KERAS_TINYNET_WEIGHTS_REGISTRY"
@@ -73,14 +73,6 @@ class ResolvedEntry:
 
 def kind_of(include_top: bool) -> str:
     return "top" if include_top else "notop"
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def registry_location(registry_path: str | os.PathLike | None = None) -> str:
@@ -121,9 +113,7 @@ def validate_registry(document, where: str = "<registry>") -> dict:
         raise ValueError(f"Weights registry {where}: `weights` must be an object; received {weights!r}.")
     for variant, kinds in weights.items():
         if variant not in PRESETS:
-            raise ValueError(
-                f"Weights registry {where}: unknown variant {variant!r}; allowed: {', '.join(PRESETS)}."
-            )
+            raise ValueError(f"Weights registry {where}: unknown variant {variant!r}; allowed: {', '.join(PRESETS)}.")
         if not isinstance(kinds, dict) or not kinds or set(kinds) - set(KINDS):
             raise ValueError(
                 f"Weights registry {where}: weights[{variant!r}] must map some of {KINDS} to entries; "
@@ -152,9 +142,15 @@ def validate_entry(entry, where: str) -> None:
             f"Weights registry {where} has unknown key(s) {sorted(unknown)}; allowed: {', '.join(_REQUIRED + _OPTIONAL)}."
         )
     file = entry["file"]
-    if not isinstance(file, str) or not file.endswith(".weights.h5") or "/" in file or "\\" in file or file.startswith("."):
+    if (
+        not isinstance(file, str)
+        or not file.endswith(".weights.h5")
+        or "/" in file
+        or "\\" in file
+        or file.startswith(".")
+    ):
         bad("file", "a plain file name ending with '.weights.h5'")
-    if entry["url"] is not None and (not isinstance(entry["url"], str) or not _has_scheme(entry["url"])):
+    if entry["url"] is not None and (not isinstance(entry["url"], str) or not has_scheme(entry["url"])):
         bad("url", f"null or a URL with one of the schemes {URL_SCHEMES}")
     if not isinstance(entry["sha256"], str) or not _SHA256.match(entry["sha256"]):
         bad("sha256", "64 lowercase hexadecimal digits")
@@ -174,9 +170,7 @@ def registry(registry_path: str | os.PathLike | None = None) -> dict:
     return load_registry(registry_path)
 
 
-def resolve_entry(
-    variant: str, include_top: bool, registry_path: str | os.PathLike | None = None
-) -> ResolvedEntry:
+def resolve_entry(variant: str, include_top: bool, registry_path: str | os.PathLike | None = None) -> ResolvedEntry:
     """The registry entry of `variant` and the URL it is fetched from; ValueError where none is registered."""
     weights = load_registry(registry_path)
     kind = kind_of(include_top)
@@ -192,7 +186,7 @@ def resolve_entry(
         )
     mirror = os.environ.get(MIRROR_ENV)
     if mirror:
-        if not _has_scheme(mirror):
+        if not has_scheme(mirror):
             raise ValueError(
                 f"${MIRROR_ENV} must be a base URL with one of the schemes {URL_SCHEMES} "
                 f"(the folder that holds the weight files); received {mirror!r}."
@@ -269,7 +263,9 @@ def fetch(resolved: ResolvedEntry, cache_dir: str | os.PathLike | None = None) -
             os.remove(target)
         if retries > 0:
             retries -= 1
-            log.warning("The file downloaded from %s failed verification (%s); fetching it again.", resolved.url, problem)
+            log.warning(
+                "The file downloaded from %s failed verification (%s); fetching it again.", resolved.url, problem
+            )
             continue
         raise WeightsDownloadError(
             f"The file downloaded for {what} from {resolved.url} failed verification: {problem}. It was "
@@ -323,6 +319,6 @@ def _describe(error: Exception) -> str:
     return str(error)
 
 
-def _has_scheme(url: str) -> bool:
+def has_scheme(url: str) -> bool:
     parsed = urllib.parse.urlsplit(url)
     return parsed.scheme in URL_SCHEMES and bool(parsed.netloc or parsed.scheme == "file")

@@ -65,7 +65,9 @@ def from_timm_state_dict(state_dict: dict) -> WeightsByLayer:
     blocks, final = timm_block_prefixes(state_dict)
     mapping = [("stem_conv", "conv_stem", "conv"), ("stem_bn", "bn1", "bn")]
     for index, prefix in enumerate(blocks):
-        mapping += [(f"block{index}_{keras_name}", f"{prefix}.{module}", kind) for keras_name, module, kind in _BLOCK_LAYERS]
+        mapping += [
+            (f"block{index}_{keras_name}", f"{prefix}.{module}", kind) for keras_name, module, kind in _BLOCK_LAYERS
+        ]
     mapping += [
         ("final_conv", f"{final}.conv", "conv"),
         ("final_bn", f"{final}.bn1", "bn"),

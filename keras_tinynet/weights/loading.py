@@ -16,7 +16,7 @@ import h5py
 import keras
 import numpy as np
 
-from keras_tinynet import registry as registry_lib
+from keras_tinynet.weights import registry as registry_lib
 
 WeightsByLayer = dict[str, list[np.ndarray]]
 
@@ -159,7 +159,7 @@ def load_imagenet_weights(
     """Loads the registered ImageNet weights of `variant`; never leaves random weights silently.
 
     Downloads (or finds in the Keras cache) the sha256-verified file of the registry entry for
-    `variant` and `include_top` (see `keras_tinynet.registry` for the registry, the mirror and the
+    `variant` and `include_top` (see `keras_tinynet.weights.registry` for the registry, the mirror and the
     cache), then assigns it by layer name. Raises ValueError where no entry is registered or the file
     does not fit the model, `registry.WeightsDownloadError` where it cannot be fetched or verified.
     """
