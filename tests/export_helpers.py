@@ -19,6 +19,8 @@ import tempfile
 
 import numpy as np
 
+from keras_tinynet import cli
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZE = 64
 DIGIT_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
@@ -114,22 +116,11 @@ def write_images(images, directory: str, fmt: str = "png") -> list[str]:
     return paths
 
 
-@functools.cache
-def script(name: str):
-    """scripts/<name>.py as a module (each script keeps its own absl FlagValues)."""
-    spec = importlib.util.spec_from_file_location(
-        f"keras_tinynet_script_{name}", os.path.join(ROOT, "scripts", f"{name}.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def run_script(name: str, *args: str) -> tuple[int, str, str]:
-    """Runs scripts/<name>.py's main in this process; returns (exit code, stdout, stderr)."""
+def run_script(command: str, *args: str) -> tuple[int, str, str]:
+    """Runs `keras-tinynet <command>` (publish_hub: publish-hub) in this process; returns (exit code, stdout, stderr)."""
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = script(name).main([f"{name}.py", *args])
+        code = cli.main([command.replace("_", "-"), *args])
     return code, out.getvalue(), err.getvalue()
 
 
@@ -160,7 +151,7 @@ def exported_digits() -> Exported:
         f"--weights={trained.weights}",
         f"--labels={trained.labels}",
         f"--image_size={SIZE}",
-        f"--export_dir={export_dir}",
+        f"--output_dir={export_dir}",
         f"--formats={formats}",
         f"--representative_data={calibration_dir}",
         "--benchmark_runs=20",

@@ -20,8 +20,9 @@ from conftest import run_python  # noqa: E402
 
 import keras_tinynet  # noqa: E402
 import keras_tinynet.models  # noqa: E402,F401  (conftest.build_cached reaches keras_tinynet.models)
+from keras_tinynet.files import sha256_file  # noqa: E402
 from keras_tinynet.weights import conversion as checkpoints  # noqa: E402
-from keras_tinynet.weights import registry
+from keras_tinynet.weights import registry  # noqa: E402
 from keras_tinynet.weights.conversion import CheckpointError, ParityError, convert_checkpoint  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -86,7 +87,7 @@ assert "keras" in sys.modules and "safetensors.numpy" in sys.modules
 print(json.dumps({{"sha256": result.sha256, "parity": result.parity_diff}}))
 """
     printed = json.loads(run_python(code).stdout.strip().splitlines()[-1])
-    assert printed == {"sha256": registry.sha256_file(output), "parity": None}
+    assert printed == {"sha256": sha256_file(output), "parity": None}
     model = keras_tinynet.GhostNet100(weights=str(output), classifier_activation=None)
     difference = checkpoints.parity_difference(model, ckpt100["model"], "ghostnet_100", include_top=True)
     assert difference <= 1e-4
@@ -110,7 +111,7 @@ def test_convert_checks_parity_writes_atomically_and_makes_the_entry(ckpt100, tm
     assert entry == {
         "file": "ghostnet_100.weights.h5",
         "url": "https://example.org/w/ghostnet_100.weights.h5",
-        "sha256": registry.sha256_file(output),
+        "sha256": sha256_file(output),
         "size": output.stat().st_size,
         "source": f"ghostnet_100.safetensors (sha256 {registry.sha256_file(ckpt100['safetensors'])})",
         "license": "unknown",
@@ -251,17 +252,15 @@ def test_timm_names_are_parsed():
 
 
 def test_script_errors_exit_non_zero_with_one_clear_line(tmp_path):
-    result = run_script("--source", "x.safetensors", "--variant", "ghostnet_100", "--output", str(tmp_path / "o.h5"))
-    assert result.returncode == 1
-    assert (
-        result.stderr.strip()
-        .splitlines()[-1]
-        .startswith("error: `output` must be a file name ending with '.weights.h5'")
+    result = run_script("--source", "x.safetensors", "--model", "ghostnet_100")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        "keras-tinynet convert: error: --output_dir is required (where the .weights.h5 file goes)."
     )
     evil = tmp_path / "evil.pth"
     torch.save({"payload": _Payload(str(tmp_path / "unpickled"))}, evil)
-    result = run_script("--source", str(evil), "--variant", "ghostnet_100", "--output", str(tmp_path / "o.weights.h5"))
-    assert result.returncode == 1 and f"error: Refused to load `source`='{evil}'" in result.stderr
+    result = run_script("--source", str(evil), "--model", "ghostnet_100", "--output_dir", str(tmp_path))
+    assert result.returncode == 2 and f"error: Refused to load `source`='{evil}'" in result.stderr
     assert os.listdir(tmp_path) == ["evil.pth"]
 
 
@@ -273,9 +272,9 @@ def test_timm_source_offline_gives_a_clear_error(tmp_path):
         "HTTP_PROXY": "http://127.0.0.1:9",
         "NO_PROXY": "",
     }
-    output = tmp_path / "o.weights.h5"
+    output = tmp_path / "ghostnet_100.weights.h5"
     result = run_script(
-        "--source", "timm:ghostnet_100.in1k", "--variant", "ghostnet_100", "--output", str(output), env=offline
+        "--source", "timm:ghostnet_100.in1k", "--model", "ghostnet_100", "--output_dir", str(tmp_path), env=offline
     )
     assert result.returncode == 1, result.stderr
     assert "error: Could not load the pretrained timm model `source`='timm:ghostnet_100.in1k'" in result.stderr
@@ -314,10 +313,10 @@ def test_script_end_to_end_then_the_printed_entry_serves_weights_imagenet(ckpt05
     result = run_script(
         "--source",
         ckpt050["safetensors"],
-        "--variant",
+        "--model",
         "ghostnet_050",
-        "--output",
-        str(output),
+        "--output_dir",
+        str(published),
         "--base_url",
         published.as_uri(),
         "--license",
@@ -327,7 +326,7 @@ def test_script_end_to_end_then_the_printed_entry_serves_weights_imagenet(ckpt05
     )
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.splitlines()
-    assert f"sha256 {registry.sha256_file(output)}" in lines
+    assert f"sha256 {sha256_file(output)}" in lines
     assert any(line.startswith("parity check against timm: max |logits difference|") for line in lines)
     start = next(i for i, line in enumerate(lines) if line.startswith("registry entry")) + 1
     end = next(i for i in range(start, len(lines)) if lines[i] == "}") + 1

@@ -451,19 +451,17 @@ def test_cli_help():
 
 
 def test_cli_errors_name_the_flag(tmp_path):
-    code, _, err = H.run_script(
-        "export", "--variant=ghostnet_d", f"--export_dir={tmp_path}", "--formats=saved_model,pdf"
-    )
+    code, _, err = H.run_script("export", "--model=ghostnet_d", f"--output_dir={tmp_path}", "--formats=saved_model,pdf")
     assert (
         code == 2 and "--formats must be a comma-separated subset of saved_model" in err and "'saved_model,pdf'" in err
     )
-    code, _, err = H.run_script("export", "--variant=ghostnet_d", f"--export_dir={tmp_path}", "--formats=tflite_int8")
+    code, _, err = H.run_script("export", "--model=ghostnet_d", f"--output_dir={tmp_path}", "--formats=tflite_int8")
     assert code == 2 and "tflite_int8, which needs --representative_data" in err
-    code, _, err = H.run_script("export", "--variant=ghostnet_z", f"--export_dir={tmp_path}")
-    assert code == 2 and "--variant" in err and "ghostnet_z" in err and "ghostnet_a" in err
-    code, _, err = H.run_script("export", "--variant=ghostnet_d")
-    assert code == 2 and "--export_dir is required" in err
-    code, _, err = H.run_script("export", "--flops=lots", f"--export_dir={tmp_path}")
+    code, _, err = H.run_script("export", "--model=ghostnet_z", f"--output_dir={tmp_path}")
+    assert code == 2 and "--model" in err and "ghostnet_z" in err and "ghostnet_a" in err
+    code, _, err = H.run_script("export", "--model=ghostnet_d")
+    assert code == 2 and "--output_dir is required" in err
+    code, _, err = H.run_script("export", "--flops=lots", f"--output_dir={tmp_path}")
     assert code == 2 and "received flops='lots'" in err
     assert os.listdir(tmp_path) == []
 
@@ -471,7 +469,7 @@ def test_cli_errors_name_the_flag(tmp_path):
 @pytest.mark.slow
 def test_cli_variant_with_imagenet_labels(tmp_path):
     code, out, err = H.run_script(
-        "export", "--variant=ghostnet_d", f"--export_dir={tmp_path}", "--formats=saved_model", "--version=3"
+        "export", "--model=ghostnet_d", f"--output_dir={tmp_path}", "--formats=saved_model", "--version=3"
     )
     assert code == 0, err
     path = tmp_path / "ghostnet_d" / "3"

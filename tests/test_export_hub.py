@@ -145,14 +145,14 @@ def test_publish_argument_errors(tmp_path):
     code, _, err = H.run_script("publish_hub", "--spec=/nonexistent.json", f"--output_dir={tmp_path}")
     assert code == 2 and "`spec` must be a NetworkSpec JSON file" in err
     code, _, err = H.run_script(
-        "publish_hub", "--variant=ghostnet_d", f"--output_dir={tmp_path}", "--forms=classification,detector"
+        "publish_hub", "--model=ghostnet_d", f"--output_dir={tmp_path}", "--forms=classification,detector"
     )
     assert (
         code == 2
         and "--forms must be a comma-separated subset of classification, feature_vector" in err
         and "detector" in err
     )
-    code, _, err = H.run_script("publish_hub", "--variant=ghostnet_d")
+    code, _, err = H.run_script("publish_hub", "--model=ghostnet_d")
     assert code == 2 and "--output_dir is required" in err
     assert os.listdir(tmp_path) == []
 

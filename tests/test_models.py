@@ -1,6 +1,5 @@
 """The Keras builders: parameter counts, keras.applications behaviour, naming, saving, precision."""
 
-
 import keras
 import numpy as np
 import pytest

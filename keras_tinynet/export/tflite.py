@@ -121,7 +121,8 @@ def export_tflite(
     frozen = frozen_inference_function(exportable.inference_model, size, batch=batch_size)
     # The empty trackable keeps a `serving_default` signature, and `named` its names (images -> probabilities).
     named = tf.function(
-        lambda images: {"probabilities": frozen(images)[0]}, input_signature=frozen.structured_input_signature[0]
+        lambda images: {"probabilities": frozen(images)[0]},
+        input_signature=[tf.TensorSpec(frozen.inputs[0].shape, tf.float32, name="images")],
     )
     converter = tf.lite.TFLiteConverter.from_concrete_functions([named.get_concrete_function()], tf.Module())
     if quantization == "float16":

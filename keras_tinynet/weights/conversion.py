@@ -47,7 +47,7 @@ class CheckpointError(ValueError):
     """A checkpoint that is refused or does not fit the requested variant."""
 
 
-class ParityError(ValueError):
+class ParityError(RuntimeError):
     """The converted Keras model and the timm model disagree."""
 
 

@@ -1,0 +1,29 @@
+"""Top-1, top-5 and loss of weights on a dataset split, with the eval preprocessing of training.
+
+keras-tinynet evaluate --weights runs/ghostnet_d-digits/final/ema.weights.h5
+keras-tinynet evaluate --model ghostnet_b --weights b.weights.h5 --dataset imagenet2012 --data_dir ~/tfds
+"""
+
+from __future__ import annotations
+
+import json
+
+from keras_tinynet.cli.common import add_weights_argument, quiet_tensorflow
+from keras_tinynet.cli.train import add_config_arguments, config_from
+
+DESCRIPTION = __doc__
+CONFIG_FIELDS = ("model", "flops", "activation", "image_size", "dataset", "data_dir", "manual_dir", "batch_size")
+
+
+def add_arguments(parser) -> None:
+    add_weights_argument(parser, required=True)
+    add_config_arguments(parser, CONFIG_FIELDS)
+    parser.add_argument("--split", choices=["eval", "train"], default="eval", help="eval: the validation/test split")
+
+
+def run(args) -> None:
+    config = config_from(args, CONFIG_FIELDS)
+    quiet_tensorflow()
+    from keras_tinynet import training
+
+    print(json.dumps(training.evaluate(config, args.weights, args.split), indent=2))

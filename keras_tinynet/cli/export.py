@@ -1,0 +1,129 @@
+r"""Export a model and its weights for serving: TF Serving SavedModel, TFLite and ONNX.
+
+  keras-tinynet export --model ghostnet_d --weights ema.weights.h5 --output_dir exported \
+      --formats saved_model,tflite_float32,tflite_float16,tflite_int8,onnx --representative_data images/
+
+writes exported/<name>/<version>/ (TF Serving; signatures serving_default and serving_bytes) and
+exported/<name>.<float32|float16|int8>.tflite and exported/<name>.onnx. It prints each TFLite model's input
+and output details and its latency with XNNPACK.
+"""
+
+from __future__ import annotations
+
+import os
+
+from keras_tinynet.cli.common import (
+    add_model_arguments,
+    add_output_dir,
+    add_weights_argument,
+    choice_list,
+    comma_list,
+    quiet_tensorflow,
+    require,
+)
+
+DESCRIPTION = __doc__
+
+
+def add_exportable_arguments(parser, name_help: str) -> None:
+    """The model, its weights, labels and name: what export and publish-hub both load."""
+    add_model_arguments(parser)
+    add_weights_argument(parser)
+    parser.add_argument("--labels", help="text file with one class label per line (ImageNet's are built in)")
+    parser.add_argument("--name", help=name_help)
+
+
+def load_exportable(args):
+    quiet_tensorflow()
+    from keras_tinynet import export
+
+    if args.model is None and args.flops is None and args.spec is None:
+        raise ValueError("one of --model, --flops and --spec is required (which network to export).")
+    return export.load_exportable(
+        args.model,
+        flops=args.flops,
+        spec=args.spec,
+        weights=args.weights,
+        labels=args.labels,
+        image_size=args.image_size,
+        activation=args.activation,
+        name=args.name,
+    )
+
+
+def add_arguments(parser) -> None:
+    add_exportable_arguments(parser, "model name (directory and file names); default: the spec's name")
+    add_output_dir(parser, "the SavedModel goes to <output_dir>/<name>/<version>/, the .tflite/.onnx files beside it")
+    parser.add_argument("--version", type=int, help="TF Serving version number (default: one more than the largest)")
+    parser.add_argument(
+        "--formats",
+        type=comma_list,
+        default=["saved_model", "tflite_float32", "tflite_float16", "onnx"],
+        help="comma-separated: saved_model, tflite_<float32|float16|int8>, onnx (default: all but tflite_int8)",
+    )
+    parser.add_argument(
+        "--representative_data", help="calibration images for tflite_int8: a folder or tfds:<name>[:<split>]"
+    )
+    parser.add_argument("--representative_count", type=int, default=100, help="calibration images for tflite_int8")
+    parser.add_argument("--int8_io", default="uint8", help="input/output type of the int8 TFLite model: uint8 or int8")
+    parser.add_argument("--benchmark_runs", type=int, default=50, help="TFLite latency runs (0 skips the benchmark)")
+    parser.add_argument("--threads", type=int, help="TFLite latency: interpreter threads (default: all CPUs)")
+    parser.add_argument("--onnx_opset", type=int, default=17, help="ONNX opset")
+
+
+def all_formats() -> tuple[str, ...]:
+    from keras_tinynet import export
+
+    return ("saved_model", *(f"tflite_{q}" for q in export.TFLITE_QUANTIZATIONS), "onnx")
+
+
+def run(args) -> dict:
+    quiet_tensorflow()
+    formats = choice_list("--formats", args.formats, all_formats())
+    output_dir = require(args.output_dir, "--output_dir", "the SavedModel goes to <output_dir>/<name>/<version>/")
+    if "tflite_int8" in formats and args.representative_data is None:
+        raise ValueError(
+            "--formats includes tflite_int8, which needs --representative_data (a folder of images or "
+            "tfds:<name>[:<split>])."
+        )
+    if args.benchmark_runs < 0:
+        raise ValueError(f"--benchmark_runs must be >= 0; received --benchmark_runs={args.benchmark_runs}.")
+    exportable = load_exportable(args)
+    from keras_tinynet import export
+
+    print(
+        f"Model {exportable.name}: {exportable.image_size}x{exportable.image_size}, {exportable.classes} classes, "
+        f"weights {exportable.weights or 'random (no --weights)'}"
+    )
+    written = {}
+    if "saved_model" in formats:
+        written["saved_model"] = export.export_saved_model(exportable, output_dir, version=args.version)
+        print(f"SavedModel (TF Serving): {written['saved_model']}  signatures: serving_default, serving_bytes")
+    for name in formats:
+        if not name.startswith("tflite_"):
+            continue
+        quantization = name[len("tflite_") :]
+        representative = None
+        if quantization == "int8":
+            representative = export.representative_images(
+                args.representative_data, exportable.image_size, args.representative_count, exportable.crop_pct
+            )
+            print(f"Calibrating int8 on {len(representative)} images from {args.representative_data}")
+        path = os.path.join(output_dir, f"{exportable.name}.{quantization}.tflite")
+        written[name] = export.export_tflite(exportable, path, quantization, representative, int8_io=args.int8_io)
+        print(f"TFLite {quantization}: " + export.format_tflite_details(export.tflite_details(path)))
+        if args.benchmark_runs:
+            latency = export.benchmark_tflite(path, runs=args.benchmark_runs, num_threads=args.threads)
+            print(
+                f"  latency ({latency['delegate']}, {latency['num_threads']} threads, {latency['runs']} runs): "
+                f"median {latency['median_ms']:.2f} ms, mean {latency['mean_ms']:.2f} ms, p90 {latency['p90_ms']:.2f} ms"
+            )
+    if "onnx" in formats:
+        path = os.path.join(output_dir, f"{exportable.name}.onnx")
+        written["onnx"] = export.export_onnx(exportable, path, opset=args.onnx_opset)
+        size = exportable.image_size
+        print(
+            f"ONNX (opset {args.onnx_opset}): {path}  input images [batch, {size}, {size}, 3] "
+            "float32 RGB 0..255 (NHWC), output probabilities"
+        )
+    return written

@@ -1,0 +1,48 @@
+"""Print the model table, a model's block table, or what the tiny formula builds for a FLOPs budget.
+
+Computed from the specs: no TensorFlow import."""
+
+from __future__ import annotations
+
+from keras_tinynet.cli.common import add_model_arguments
+from keras_tinynet.counting import count
+from keras_tinynet.formula import tiny_formula
+from keras_tinynet.spec import PRESETS, builder_name, get_spec, resolve_spec
+
+DESCRIPTION = __doc__
+
+
+def add_arguments(parser) -> None:
+    add_model_arguments(parser)
+
+
+def model_table() -> str:
+    """A Markdown table of every preset: builder, input size, depth, width, blocks, params, FLOPs."""
+    lines = [
+        "| builder | input | depth | width | blocks | params | FLOPs |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, preset in PRESETS.items():
+        spec = get_spec(name)
+        counts = count(spec)
+        lines.append(
+            f"| `{builder_name(name)}` | {spec.default_size} | {preset.depth:g} | {preset.width:g} | "
+            f"{len(spec.blocks)} | {counts.params / 1e6:.2f}M | {counts.flops / 1e6:.1f}M |"
+        )
+    return "\n".join(lines)
+
+
+def run(args) -> None:
+    if args.flops is not None:
+        config = tiny_formula(args.flops)
+        print(
+            f"budget {config.budget_flops / 1e6:.1f}M FLOPs -> image size {config.image_size}, "
+            f"depth {config.depth:.3f}, width {config.width:.3f}: {config.counts.flops / 1e6:.1f}M FLOPs "
+            f"({config.error:+.2%}), {config.counts.params / 1e6:.2f}M parameters\n"
+            f"build it with keras_tinynet.GhostNet(flops={args.flops:g})\n"
+        )
+        print(config.spec.table())
+    elif args.model or args.spec:
+        print(resolve_spec(args.model, spec=args.spec).table())
+    else:
+        print(model_table())

@@ -1,0 +1,45 @@
+r"""Publish a model as TF2 reusable SavedModels for TF Hub / Kaggle Models, each with a model card and an archive.
+
+  keras-tinynet publish-hub --model ghostnet_d --weights ema.weights.h5 --output_dir hub/
+
+writes hub/<name>_classification/ and hub/<name>_feature_vector/ (fine-tunable SavedModels: __call__(images,
+training), variables, trainable_variables), a Markdown model card and a tar.gz of each.
+"""
+
+from __future__ import annotations
+
+import os
+
+from keras_tinynet.cli.common import BooleanFlag, add_output_dir, choice_list, comma_list, require
+from keras_tinynet.cli.export import add_exportable_arguments, load_exportable
+
+DESCRIPTION = __doc__
+
+
+def add_arguments(parser) -> None:
+    add_exportable_arguments(parser, "model name used in the output names; default: the spec's name")
+    add_output_dir(parser, "directory for the SavedModels, model cards and archives")
+    parser.add_argument(
+        "--forms", type=comma_list, help="comma-separated Hub forms (default: all: classification, feature_vector)"
+    )
+    parser.add_argument("--license", default="Apache-2.0", help="license named in the model card")
+    parser.add_argument("--source", help="source named in the model card (e.g. the repository URL)")
+    parser.add_argument("--overwrite", action=BooleanFlag, default=False, help="replace existing outputs")
+
+
+def run(args) -> list:
+    output_dir = require(args.output_dir, "--output_dir", "where the SavedModels, model cards and archives go")
+    exportable = load_exportable(args)
+    from keras_tinynet import export
+
+    forms = choice_list("--forms", args.forms, export.HUB_FORMS) if args.forms is not None else export.HUB_FORMS
+
+    published = export.publish_hub(
+        exportable, output_dir, forms, license_name=args.license, source=args.source, overwrite=args.overwrite
+    )
+    for item in published:
+        print(
+            f"{item.form}: SavedModel {item.saved_model}\n  model card {item.card}\n  archive {item.archive} "
+            f"({os.path.getsize(item.archive) / 1e6:.2f} MB)"
+        )
+    return published
