@@ -162,7 +162,8 @@ def _check_weights_argument(weights, variant: str, include_top: bool, classes: i
         raise ValueError(
             "The `weights` argument should be either `None` (random initialization), a registered tag such as "
             "'imagenet' (see weights/README.md), or the path of a weights file (.weights.h5, .keras, a Keras 2 "
-            f".h5, a timm .safetensors or a keras_cv_attention_models .h5). Received: weights={weights!r} (no such file)."
+            ".h5, a timm .safetensors or a keras_cv_attention_models .h5). "
+            f"Received: weights={weights!r} (no such file)."
         )
 
 

@@ -112,13 +112,15 @@ def download(
                 out.flush()
                 os.fsync(out.fileno())
         except urllib.error.HTTPError as error:
-            raise DownloadError(f"Could not download {what} from {url}: HTTP error {error.code} ({error.reason}).")
+            raise DownloadError(
+                f"Could not download {what} from {url}: HTTP error {error.code} ({error.reason})."
+            ) from None
         except urllib.error.URLError as error:
             if isinstance(error.reason, TimeoutError):
                 raise _timed_out(what, url, seconds) from None
             raise DownloadError(
                 f"Could not download {what} from {url}: the server could not be reached ({error.reason})."
-            )
+            ) from None
         except TimeoutError:
             raise _timed_out(what, url, seconds) from None
         except http.client.IncompleteRead as error:

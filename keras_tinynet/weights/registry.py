@@ -153,7 +153,8 @@ def validate_entry(entry, where: str) -> None:
     unknown = set(entry) - set(_REQUIRED) - set(_OPTIONAL)
     if unknown:
         raise ValueError(
-            f"Weights registry {where} has unknown key(s) {sorted(unknown)}; allowed: {', '.join(_REQUIRED + _OPTIONAL)}."
+            f"Weights registry {where} has unknown key(s) {sorted(unknown)}; "
+            f"allowed: {', '.join(_REQUIRED + _OPTIONAL)}."
         )
     if entry["format"] not in SOURCE_FORMATS:
         bad("format", f"one of {tuple(SOURCE_FORMATS)}")
