@@ -25,7 +25,7 @@ WeightsByLayer = dict[str, list[np.ndarray]]
 SUFFIXES = (".weights.h5", ".keras", ".h5")
 
 
-def load_weights(model: keras.Model, path: str | os.PathLike) -> None:
+def load_weights(model: keras.Model, path: str | os.PathLike, exclude: tuple[str, ...] = ()) -> None:
     """Loads `weights=<path>` into `model` by layer name: a file of this package or a published source checkpoint
     (a timm `.safetensors`, a keras_cv_attention_models `.h5`), converted in memory."""
     path = os.fspath(path)
@@ -35,7 +35,7 @@ def load_weights(model: keras.Model, path: str | os.PathLike) -> None:
         weights = read_weights(path, model)
     else:
         weights = sources.read_source(path, source_format, source)
-    assign_by_name(model, weights, source=source)
+    assign_by_name(model, weights, source=source, exclude=exclude)
 
 
 def read_weights(path: str | os.PathLike, model: keras.Model | None = None) -> WeightsByLayer:
@@ -87,11 +87,12 @@ def _read_weights_file(path: str, model: keras.Model | None) -> WeightsByLayer:
     return read_legacy_file(path)
 
 
-def assign_by_name(model: keras.Model, weights: WeightsByLayer, source: str) -> None:
-    """Assigns arrays to the model's layers of the same name, after checking every shape."""
+def assign_by_name(model: keras.Model, weights: WeightsByLayer, source: str, exclude: tuple[str, ...] = ()) -> None:
+    """Assigns arrays to the model's layers of the same name, after checking every shape; the `exclude`d layers
+    keep their weights (a new classifier when fine-tuning)."""
     missing, assignments = [], []
     for layer in model.layers:
-        if not layer.weights:
+        if not layer.weights or layer.name in exclude:
             continue
         if layer.name not in weights:
             missing.append(layer.name)
@@ -187,6 +188,7 @@ def load_pretrained_weights(
     registry_path: str | os.PathLike | None = None,
     cache_dir: str | os.PathLike | None = None,
     timeout: float | None = None,
+    exclude: tuple[str, ...] = (),
 ) -> None:
     """Loads the registered weights `tag` of `variant`; never leaves random weights silently.
 
@@ -202,7 +204,8 @@ def load_pretrained_weights(
         path = registry_lib.converted_path(resolved, cache_dir)
         if not is_regular_file(path):
             _convert_registered(resolved, registry_lib.fetch(resolved, cache_dir, timeout), path)
-    assign_by_name(model, read_weights(path, model), source=f"{resolved.what} ({resolved.url}, cached at {path})")
+    source = f"{resolved.what} ({resolved.url}, cached at {path})"
+    assign_by_name(model, read_weights(path, model), source=source, exclude=exclude)
 
 
 def _convert_registered(resolved: registry_lib.ResolvedEntry, path: str, converted: str) -> None:
