@@ -62,7 +62,7 @@ def GhostNet(
         raise ValueError(f"`pooling` must be None, 'avg' or 'max'; received pooling={pooling!r}.")
     if isinstance(classes, bool) or not isinstance(classes, int) or classes < 1:
         raise ValueError(f"`classes` must be a positive integer; received classes={classes!r}.")
-    _check_weights_argument(weights, spec.name, include_top, classes)
+    _check_weights_argument(weights, include_top, classes)
     if keras.config.image_data_format() != "channels_last":
         raise ValueError(
             "GhostNet supports only the 'channels_last' image data format; received "
@@ -70,6 +70,8 @@ def GhostNet(
         )
 
     input_shape = _input_shape(input_shape, input_tensor, spec.default_size, include_top, weights)
+    if registry.is_tag(weights):
+        registry.resolve_entry(spec.name, weights)  # before building: a one-line error naming what exists
     if input_tensor is None:
         image_input = layers.Input(shape=input_shape, name="images")
     elif keras.backend.is_keras_tensor(input_tensor):
@@ -149,14 +151,13 @@ def feature_pyramid(model: keras.Model) -> keras.Model:
     return keras.Model(model.input, outputs, name=f"{model.name}_pyramid")
 
 
-def _check_weights_argument(weights, variant: str, include_top: bool, classes: int) -> None:
-    """Refuses a bad `weights=` before the model is built: a missing file, or a tag `variant` has no entry for."""
+def _check_weights_argument(weights, include_top: bool, classes: int) -> None:
+    """Refuses a bad `weights=` before the model is built: a missing file, or a tag with another class count."""
     if registry.is_tag(weights):
-        registry.resolve_entry(variant, weights)  # a one-line ValueError naming the model and what exists
         if include_top and classes != 1000:
             raise ValueError(
-                f"If using `weights={weights!r}` with `include_top=True`, `classes` should be 1000 (pass "
-                f"include_top=False to put a new classifier on the pretrained backbone). Received: classes={classes}."
+                f"If using `weights={weights!r}` with `include_top=True`, `classes` should be 1000. Received: "
+                f"classes={classes}. Pass include_top=False to put a new classifier on the pretrained backbone."
             )
     elif not (weights is None or (isinstance(weights, (str, os.PathLike)) and os.path.exists(weights))):
         raise ValueError(
