@@ -32,7 +32,7 @@ setup(
     ],
     extras_require={
         "dev": ["pytest", "pytest-timeout", "hypothesis", "jax[cpu]"],
-        "parity": ["torch==2.14.1", "torchvision==0.29.1", "timm", "safetensors"],
+        "parity": ["torch==2.14.1", "torchvision==0.29.1", "timm", "safetensors", "kimm", "keras-cv-attention-models", "scikit-image"],
         "hub": ["tensorflow-hub", "tf-keras", "setuptools<81"],  # tensorflow_hub imports pkg_resources
         "export": ["tf2onnx>=1.17", "onnxruntime", "ai-edge-litert"],
         "bench": ["matplotlib"],  # the benchmarks' plots

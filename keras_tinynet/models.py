@@ -24,7 +24,7 @@ from keras_tinynet.spec import (
     get_spec,
     resolve_spec,
 )
-from keras_tinynet.weights import loading
+from keras_tinynet.weights import loading, registry
 
 
 def GhostNet(
@@ -70,6 +70,8 @@ def GhostNet(
         )
 
     input_shape = _input_shape(input_shape, input_tensor, spec.default_size, include_top, weights)
+    if registry.is_tag(weights):
+        registry.resolve_entry(spec.name, weights)  # before building: a one-line error naming what exists
     if input_tensor is None:
         image_input = layers.Input(shape=input_shape, name="images")
     elif keras.backend.is_keras_tensor(input_tensor):
@@ -119,8 +121,8 @@ def GhostNet(
         name = spec.name + ("_hswish" if activation == "hard_swish" else "")
     model = keras.Model(inputs, x, name=name)
     model.pyramid_outputs = pyramid  # keras-hub's name: the stage outputs at strides 2..32, from the spec
-    if weights == "imagenet":
-        loading.load_imagenet_weights(model, spec.name, include_top)
+    if registry.is_tag(weights):
+        loading.load_pretrained_weights(model, spec.name, weights)
     elif weights is not None:
         loading.load_weights(model, weights)
     return model
@@ -150,16 +152,19 @@ def feature_pyramid(model: keras.Model) -> keras.Model:
 
 
 def _check_weights_argument(weights, include_top: bool, classes: int) -> None:
-    if not (weights in (None, "imagenet") or (isinstance(weights, (str, os.PathLike)) and os.path.exists(weights))):
+    """Refuses a bad `weights=` before the model is built: a missing file, or a tag with another class count."""
+    if registry.is_tag(weights):
+        if include_top and classes != 1000:
+            raise ValueError(
+                f"If using `weights={weights!r}` with `include_top=True`, `classes` should be 1000. Received: "
+                f"classes={classes}. Pass include_top=False to put a new classifier on the pretrained backbone."
+            )
+    elif not (weights is None or (isinstance(weights, (str, os.PathLike)) and os.path.exists(weights))):
         raise ValueError(
-            "The `weights` argument should be either `None` (random initialization), 'imagenet' "
-            "(pre-training on ImageNet), or the path to the weights file to be loaded (.weights.h5, "
-            f".keras or a Keras 2 .h5). Received: weights={weights!r} (no such file)."
-        )
-    if weights == "imagenet" and include_top and classes != 1000:
-        raise ValueError(
-            "If using `weights='imagenet'` with `include_top=True`, `classes` should be 1000. "
-            f"Received: classes={classes}."
+            "The `weights` argument should be either `None` (random initialization), a registered tag such as "
+            "'imagenet' (see weights/README.md), or the path of a weights file (.weights.h5, .keras, a Keras 2 "
+            ".h5, a timm .safetensors or a keras_cv_attention_models .h5). "
+            f"Received: weights={weights!r} (no such file)."
         )
 
 
@@ -176,7 +181,7 @@ def _input_shape(input_shape, input_tensor, default_size: int, include_top: bool
     input_shape = tuple(input_shape)
     if input_shape[-1] is None:
         raise ValueError(f"The number of input channels must be known. Received: input_shape={input_shape}")
-    if weights == "imagenet":
+    if registry.is_tag(weights):
         if input_shape[-1] != 3:
             raise ValueError(
                 f"The input must have 3 channels to load 'imagenet' weights; Received `input_shape={input_shape}`"

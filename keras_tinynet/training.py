@@ -26,7 +26,8 @@ from keras_tinynet import data as data_lib
 from keras_tinynet.files import write_atomically
 from keras_tinynet.models import GhostNet
 from keras_tinynet.spec import get_spec
-from keras_tinynet.weights.loading import load_weights
+from keras_tinynet.weights import registry
+from keras_tinynet.weights.loading import load_pretrained_weights, load_weights
 
 STRATEGIES = ("mirrored", "multi_worker", "one_device", "tpu")
 OPTIMIZERS = ("rmsprop", "sgd", "adamw")
@@ -84,12 +85,22 @@ class TrainConfig:
         None, "Run directory: checkpoints, logs, final weights, summary.json (default: runs/<model>-<dataset>)."
     )
     seed: int = _option(0, "Random seed.")
+    weights: str | None = _option(
+        None,
+        "Start from pretrained weights: a registered tag ('imagenet', 'imagenet_ssld') or the path of a weights or "
+        "source checkpoint file. The classifier is replaced for the dataset's classes; the recipe becomes fine-tuning.",
+    )
+    freeze_backbone: bool = _option(False, "With weights: train only the new classifier (frozen BN in inference mode).")
 
 
 # The published TinyNet recipe (ImageNet, 450 epochs at batch 1024) and the embedded default, whose
 # 1,437 tiny training images need fewer epochs, a smaller batch and gentler crops (no flips: digits).
 PAPER_RECIPE = dict(epochs=450, batch_size=1024, warmup_epochs=3.0, crop_min_scale=0.08, flip=True)
 DIGITS_RECIPE = dict(epochs=12, batch_size=64, warmup_epochs=1.0, crop_min_scale=0.35, flip=False, image_size=48)
+# Starting from pretrained weights: a short schedule, a short warm-up and a tenth of the peak learning rate
+# (the classifier is new, the backbone only needs small steps).
+FINE_TUNING_RECIPE = dict(epochs=10, warmup_epochs=0.5)
+FINE_TUNING_LR_FACTOR = 0.1
 OPTIMIZER_RECIPES = {
     "rmsprop": dict(learning_rate=0.048, weight_decay=1e-5),  # TinyNet (MindSpore)
     "sgd": dict(learning_rate=0.4, weight_decay=4e-5),  # GhostNet: momentum 0.9, cosine
@@ -103,6 +114,12 @@ def resolve(config: TrainConfig) -> TrainConfig:
     if config.optimizer not in OPTIMIZERS:
         raise TrainingError(f"`optimizer` must be one of {OPTIMIZERS}; received optimizer={config.optimizer!r}.")
     recipe = {**recipe, **OPTIMIZER_RECIPES[config.optimizer]}
+    if config.weights is not None:
+        recipe = {**recipe, **FINE_TUNING_RECIPE, "learning_rate": recipe["learning_rate"] * FINE_TUNING_LR_FACTOR}
+    elif config.freeze_backbone:
+        raise TrainingError(
+            "`freeze_backbone`=True needs `weights` (a pretrained backbone to freeze); received weights=None."
+        )
     if config.image_size is None and "image_size" not in recipe:
         recipe["image_size"] = _spec(config).default_size
     filled = {k: v for k, v in recipe.items() if getattr(config, k) is None}
@@ -251,6 +268,21 @@ def build_model(config: TrainConfig, num_classes: int) -> keras.Model:
         dropout_rate=config.dropout_rate,
         drop_connect_rate=config.drop_connect_rate,
     )
+
+
+def start_from_pretrained(model: keras.Model, config: TrainConfig) -> None:
+    """Loads `config.weights` into everything but the classifier (new for the dataset's classes); with
+    `freeze_backbone`, only the classifier stays trainable (a frozen BN layer runs in inference mode)."""
+    if config.weights is None:
+        return
+    new_head = ("predictions",)
+    if registry.is_tag(config.weights):
+        load_pretrained_weights(model, _spec(config).name, config.weights, exclude=new_head)
+    else:
+        load_weights(model, config.weights, exclude=new_head)
+    if config.freeze_backbone:
+        for layer in model.layers:
+            layer.trainable = layer.name in new_head
 
 
 def weights_fingerprint(model: keras.Model) -> str:
@@ -403,6 +435,7 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> dict:
     multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
     with strategy.scope():
         model = build_model(config, dataset.num_classes)
+        start_from_pretrained(model, config)
         if multi_worker:
             # BN statistics of the global batch, so that every worker keeps the same moving statistics
             # (and ends with the same weights). On one machine this is left off: with the CPU's
@@ -475,7 +508,8 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> dict:
 
         final_metrics = dict(zip(["loss", "top1", "top5"], model.evaluate(eval_data, verbose=0)))
     export = build_model(config, dataset.num_classes)
-    export.set_weights(model.get_weights())
+    for trained, exported in zip(model.layers, export.layers):  # by layer: frozen layers reorder model.weights
+        exported.set_weights(trained.get_weights())
     outputs = {}
     if chief:
         outputs = _save_final(export, os.path.join(config.model_dir, "final"))

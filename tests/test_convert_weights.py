@@ -106,14 +106,16 @@ def test_convert_checks_parity_writes_atomically_and_makes_the_entry(ckpt100, tm
     mask = os.umask(0)
     os.umask(mask)
     assert output.stat().st_mode & 0o777 == 0o666 & ~mask
-    entry = result.entry["ghostnet_100"]["top"]
+    entry = result.entry["ghostnet_100"]["imagenet"]
     registry.validate_entry(entry, "test")
     assert entry == {
         "file": "ghostnet_100.weights.h5",
         "url": "https://example.org/w/ghostnet_100.weights.h5",
-        "sha256": sha256_file(output),
+        "format": "keras_weights_h5",
+        "hash_algorithm": "sha256",
+        "hash": sha256_file(output),
         "size": output.stat().st_size,
-        "source": f"ghostnet_100.safetensors (sha256 {registry.sha256_file(ckpt100['safetensors'])})",
+        "source": f"ghostnet_100.safetensors (sha256 {sha256_file(ckpt100['safetensors'])})",
         "license": "unknown",
         "top1": None,
     }
@@ -124,7 +126,7 @@ def test_convert_checks_parity_writes_atomically_and_makes_the_entry(ckpt100, tm
 def test_pth_without_top_matches_timm_features_and_loads(ckpt050, tmp_path):
     output = tmp_path / "ghostnet_050_notop.weights.h5"
     result = convert_checkpoint(ckpt050["pth"], "ghostnet_050", str(output), include_top=False, parity="require")
-    assert result.parity_diff <= 1e-4 and list(result.entry["ghostnet_050"]) == ["notop"]
+    assert result.parity_diff <= 1e-4 and list(result.entry["ghostnet_050"]) == ["imagenet_notop"]
     model = keras_tinynet.GhostNet050(include_top=False, weights=str(output))
     x = np.random.default_rng(0).uniform(0, 255, (1, 224, 224, 3)).astype("float32")
     assert checkpoints.parity_difference(model, ckpt050["model"], "ghostnet_050", include_top=False) <= 1e-4
@@ -331,10 +333,13 @@ def test_script_end_to_end_then_the_printed_entry_serves_weights_imagenet(ckpt05
     start = next(i for i, line in enumerate(lines) if line.startswith("registry entry")) + 1
     end = next(i for i in range(start, len(lines)) if lines[i] == "}") + 1
     entry = json.loads("\n".join(lines[start:end]))
-    assert entry["ghostnet_050"]["top"]["top1"] == 55.5 and entry["ghostnet_050"]["top"]["license"] == "apache-2.0"
+    assert (
+        entry["ghostnet_050"]["imagenet"]["top1"] == 55.5
+        and entry["ghostnet_050"]["imagenet"]["license"] == "apache-2.0"
+    )
     # Publishing: paste the printed entry into a registry.
     registry_file = tmp_path / "registry.json"
-    registry_file.write_text(json.dumps({"format": 1, "weights": entry}))
+    registry_file.write_text(json.dumps({"format": 2, "weights": entry}))
     monkeypatch.setenv(registry.REGISTRY_ENV, str(registry_file))
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
     monkeypatch.delenv(registry.MIRROR_ENV, raising=False)
@@ -356,5 +361,5 @@ def test_timm_source_path_with_the_download_replaced(tmp_path, monkeypatch):
     result = convert_checkpoint("timm:ghostnet_100.in1k", "ghostnet_100", str(output), parity="require")
     assert calls == [("ghostnet_100.in1k", True)]
     assert result.parity_diff <= 1e-4
-    entry = result.entry["ghostnet_100"]["top"]
-    assert (entry["source"], entry["license"], entry["top1"]) == ("timm:ghostnet_100.in1k", "apache-2.0", 73.97)
+    entry = result.entry["ghostnet_100"]["imagenet"]
+    assert (entry["source"], entry["license"], entry["top1"]) == ("timm:ghostnet_100.in1k", "apache-2.0", 73.96)

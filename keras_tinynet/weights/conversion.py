@@ -37,7 +37,7 @@ TIMM_PREFIX = "timm:"
 # the 1.5x from the same code.
 TIMM_WIDTHS = {name: preset.width for name, preset in PRESETS.items() if preset.architecture is ORIGINAL_GHOSTNET}
 # ImageNet top-1 (%) that timm reports for its pretrained tags (results-imagenet.csv, 224 px).
-PUBLISHED_TOP1 = {"ghostnet_100.in1k": 73.97}
+PUBLISHED_TOP1 = {"ghostnet_100.in1k": 73.96}
 PARITY_MODES = ("auto", "require", "skip")
 PARITY_TOLERANCE = 1e-4
 PTH_SUFFIXES = (".pth", ".pt")
@@ -58,7 +58,7 @@ class ConversionResult:
     size: int
     variant: str
     include_top: bool
-    entry: dict  # {variant: {"top"|"notop": registry entry}}
+    entry: dict  # {variant: {"imagenet" or "imagenet_notop": registry entry}}
     parity_diff: float | None  # max |difference| of logits (features without the top), None if skipped
 
 
@@ -173,18 +173,24 @@ def keras_model_from_state_dict(state_dict: dict[str, np.ndarray], variant: str,
         raise CheckpointError(
             f"`source`={source!r} has no classifier ('classifier.weight'); convert it with include_top=False."
         )
+    weights = weights_from_timm(state_dict, f"`source`={source!r}")
+    classes = int(classifier.shape[0]) if classifier is not None else 1000
+    model = models.VARIANTS[variant](include_top=include_top, classes=classes, classifier_activation=None)
+    assign_by_name(model, weights, source=f"`source`={source!r} (as `variant`={variant!r})")
+    return model
+
+
+def weights_from_timm(state_dict: dict[str, np.ndarray], source: str) -> dict[str, list[np.ndarray]]:
+    """Maps a normalized timm GhostNet state dict by layer name; refuses tensors a GhostNet does not have."""
     used = _RecordingDict(state_dict)
     weights = from_timm_state_dict(used)
     unused = sorted(k for k in set(state_dict) - used.read if not k.endswith("num_batches_tracked"))
     if unused:
         raise CheckpointError(
-            f"`source`={source!r} holds {len(unused)} tensor(s) a GhostNet does not have "
+            f"{source} holds {len(unused)} tensor(s) a GhostNet does not have "
             f"({', '.join(unused[:5])}{', ...' if len(unused) > 5 else ''}): it is another architecture."
         )
-    classes = int(classifier.shape[0]) if classifier is not None else 1000
-    model = models.VARIANTS[variant](include_top=include_top, classes=classes, classifier_activation=None)
-    assign_by_name(model, weights, source=f"`source`={source!r} (as `variant`={variant!r})")
-    return model
+    return weights
 
 
 def timm_reference(variant: str, state_dict: dict[str, np.ndarray]):
@@ -250,20 +256,22 @@ def write_weights_atomically(model, output: str) -> str:
 def registry_entry(
     path: str, variant: str, include_top: bool, source: str, license: str, top1: float | None, base_url: str | None
 ) -> dict:
-    """The registry entry of a written file: `{variant: {"top"|"notop": {...}}}`, validated."""
+    """The registry entry of a written file: `{variant: {tag: {...}}}`, validated."""
     file = os.path.basename(path)
     entry = {
         "file": file,
         "url": base_url.rstrip("/") + "/" + urllib.parse.quote(file) if base_url else None,
-        "sha256": sha256_file(path),
+        "format": "keras_weights_h5",
+        "hash_algorithm": "sha256",
+        "hash": sha256_file(path),
         "size": os.path.getsize(path),
         "source": source,
         "license": license,
         "top1": top1,
     }
-    kind = registry_lib.kind_of(include_top)
-    registry_lib.validate_entry(entry, f"(new entry)[{variant!r}][{kind!r}]")
-    return {variant: {kind: entry}}
+    tag = "imagenet" if include_top else "imagenet_notop"
+    registry_lib.validate_entry(entry, f"(new entry)[{variant!r}][{tag!r}]")
+    return {variant: {tag: entry}}
 
 
 def convert_checkpoint(
@@ -327,8 +335,8 @@ def convert_checkpoint(
             )
     path = write_weights_atomically(model, output)
     entry = registry_entry(path, variant, include_top, description, license or "unknown", top1, base_url)
-    data = entry[variant][registry_lib.kind_of(include_top)]
-    return ConversionResult(path, data["sha256"], data["size"], variant, include_top, entry, difference)
+    (data,) = entry[variant].values()
+    return ConversionResult(path, data["hash"], data["size"], variant, include_top, entry, difference)
 
 
 def parity_available() -> bool:

@@ -1,4 +1,4 @@
-"""Weights I/O: reading .weights.h5, .keras and Keras 2 .h5 files by layer name; weights="imagenet".
+"""Weights I/O: reading .weights.h5, .keras, Keras 2 .h5 and published source files by layer name; weights=<tag>.
 
 Every file is first read into `{layer name: [arrays]}` and then assigned by `assign_by_name`, the one
 checked path that also takes converted timm checkpoints. It checks every shape before it assigns any,
@@ -17,26 +17,60 @@ import keras
 import numpy as np
 
 from keras_tinynet.weights import registry as registry_lib
+from keras_tinynet.weights import sources
+from keras_tinynet.weights.download import is_regular_file
 
 WeightsByLayer = dict[str, list[np.ndarray]]
 
 SUFFIXES = (".weights.h5", ".keras", ".h5")
 
 
-def load_weights(model: keras.Model, path: str | os.PathLike) -> None:
-    """Loads a weights file into `model` by layer name (layers the model lacks are ignored)."""
-    assign_by_name(model, read_weights(path, model), source=os.fspath(path))
+def load_weights(model: keras.Model, path: str | os.PathLike, exclude: tuple[str, ...] = ()) -> None:
+    """Loads `weights=<path>` into `model` by layer name: a file of this package or a published source checkpoint
+    (a timm `.safetensors`, a keras_cv_attention_models `.h5`), converted in memory."""
+    path = os.fspath(path)
+    source = f"weights={path!r}"
+    source_format = sources.detect_format(path) if os.path.isfile(path) else None
+    if source_format is None:
+        weights = read_weights(path, model)
+    else:
+        weights = sources.read_source(path, source_format, source)
+    assign_by_name(model, weights, source=source, exclude=exclude)
 
 
 def read_weights(path: str | os.PathLike, model: keras.Model | None = None) -> WeightsByLayer:
-    """Reads a weights file into `{layer name: [arrays]}`.
+    """Reads a weights file into `{layer name: [arrays]}`; every failure is a ValueError naming `weights=` and the path.
 
     Keras 3 `.weights.h5` files do not store layer names (they key layers by class and position), so
     reading one needs the `model` it is meant for, whose layers give the names in the same order.
     """
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise ValueError(f"weights={path!r} is a directory; pass the path of a weights file ({', '.join(SUFFIXES)}).")
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"Weights file not found: `weights`={path!r}.")
+        raise FileNotFoundError(f"Weights file not found: weights={path!r}.")
+    if not path.endswith(SUFFIXES):
+        raise ValueError(f"Unsupported weights file weights={path!r}: the name must end with one of {SUFFIXES}.")
+    try:
+        return _read_weights_file(path, model)
+    except OSError as error:  # h5py: "file signature not found" and other unreadable HDF5 files
+        raise ValueError(f"weights={path!r} is not a readable HDF5 weights file: {error}.") from None
+    except zipfile.BadZipFile as error:
+        raise ValueError(f"weights={path!r} is not a .keras archive (a zip file): {error}.") from None
+    except KeyError as error:
+        raise ValueError(f"weights={path!r} is not a saved Keras model: {error} is missing from it.") from None
+
+
+def read_legacy_file(path: str) -> WeightsByLayer:
+    """Reads a Keras 2 `.h5` (weights-only or full model) by layer name."""
+    try:
+        with h5py.File(path, "r") as store:
+            return _read_legacy_store(store["model_weights"] if "model_weights" in store else store)
+    except (OSError, KeyError) as error:
+        raise ValueError(f"weights={path!r} is not a readable Keras 2 .h5 weights file: {error}.") from None
+
+
+def _read_weights_file(path: str, model: keras.Model | None) -> WeightsByLayer:
     if path.endswith(".keras"):
         with zipfile.ZipFile(path) as archive:
             config = json.loads(archive.read("config.json"))
@@ -50,17 +84,15 @@ def read_weights(path: str | os.PathLike, model: keras.Model | None = None) -> W
             if "layer_names" in store.attrs:  # a Keras 2 file that was given the new suffix
                 return _read_legacy_store(store)
             return _read_keras3_store(store, order)
-    if path.endswith(".h5"):
-        with h5py.File(path, "r") as store:
-            return _read_legacy_store(store["model_weights"] if "model_weights" in store else store)
-    raise ValueError(f"Unsupported weights file `weights`={path!r}: the name must end with one of {SUFFIXES}.")
+    return read_legacy_file(path)
 
 
-def assign_by_name(model: keras.Model, weights: WeightsByLayer, source: str) -> None:
-    """Assigns arrays to the model's layers of the same name, after checking every shape."""
+def assign_by_name(model: keras.Model, weights: WeightsByLayer, source: str, exclude: tuple[str, ...] = ()) -> None:
+    """Assigns arrays to the model's layers of the same name, after checking every shape; the `exclude`d layers
+    keep their weights (a new classifier when fine-tuning)."""
     missing, assignments = [], []
     for layer in model.layers:
-        if not layer.weights:
+        if not layer.weights or layer.name in exclude:
             continue
         if layer.name not in weights:
             missing.append(layer.name)
@@ -148,22 +180,42 @@ def _functional_layer_order(config: dict, path: str) -> list[tuple[str, str]]:
         raise ValueError(f"{path!r} does not hold a functional Keras model ({error!r} missing).") from None
 
 
-def load_imagenet_weights(
+def load_pretrained_weights(
     model: keras.Model,
     variant: str,
-    include_top: bool,
+    tag: str,
     *,
     registry_path: str | os.PathLike | None = None,
     cache_dir: str | os.PathLike | None = None,
+    timeout: float | None = None,
+    exclude: tuple[str, ...] = (),
 ) -> None:
-    """Loads the registered ImageNet weights of `variant`; never leaves random weights silently.
+    """Loads the registered weights `tag` of `variant`; never leaves random weights silently.
 
-    Downloads (or finds in the Keras cache) the sha256-verified file of the registry entry for
-    `variant` and `include_top` (see `keras_tinynet.weights.registry` for the registry, the mirror and the
-    cache), then assigns it by layer name. Raises ValueError where no entry is registered or the file
-    does not fit the model, `registry.WeightsDownloadError` where it cannot be fetched or verified.
+    The first call downloads the published source checkpoint (hash-checked), converts it into the model
+    with the top and caches the result beside it; later calls read that cache only. A model without the
+    top takes the same file by layer name. See `keras_tinynet.weights.registry` for the registry, the
+    mirror and the cache.
     """
-    resolved = registry_lib.resolve_entry(variant, include_top, registry_path)
-    path = registry_lib.fetch(resolved, cache_dir)
-    source = f"the ImageNet weights of {variant!r} ({resolved.url}, cached at {path})"
-    assign_by_name(model, read_weights(path, model), source=source)
+    resolved = registry_lib.resolve_entry(variant, tag, registry_path)
+    if resolved.entry["format"] == "keras_weights_h5":  # published in this package's layout: nothing to convert
+        path = registry_lib.fetch(resolved, cache_dir, timeout)
+    else:
+        path = registry_lib.converted_path(resolved, cache_dir)
+        if not is_regular_file(path):
+            _convert_registered(resolved, registry_lib.fetch(resolved, cache_dir, timeout), path)
+    source = f"{resolved.what} ({resolved.url}, cached at {path})"
+    assign_by_name(model, read_weights(path, model), source=source, exclude=exclude)
+
+
+def _convert_registered(resolved: registry_lib.ResolvedEntry, path: str, converted: str) -> None:
+    """Converts a verified source file into the `.weights.h5` of the model with the top, checking every shape."""
+    from keras_tinynet import models
+    from keras_tinynet.weights.conversion import write_weights_atomically
+
+    source = f"{resolved.what} ({resolved.url}, {path})"
+    weights = sources.read_source(path, resolved.entry["format"], source)
+    classes = weights["predictions"][1].shape[0] if "predictions" in weights else 1000
+    full = models.VARIANTS[resolved.variant](classes=classes, classifier_activation=None)
+    assign_by_name(full, weights, source=source)
+    write_weights_atomically(full, converted)

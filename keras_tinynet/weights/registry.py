@@ -1,60 +1,68 @@
-"""The ImageNet weights registry and the verified download behind `weights="imagenet"`.
+"""The pretrained-weights registry: published checkpoints, verified on download, converted on first use.
 
 The registry is a JSON file::
 
-    {"format": 1,
-     "weights": {"<variant>": {"top": ENTRY, "notop": ENTRY}}}
+    {"format": 2,
+     "weights": {"<variant>": {"<tag>": ENTRY}}}     # tag: "imagenet", "imagenet_ssld", ...
 
-    ENTRY = {"file": "ghostnet_100.weights.h5",   # name in the cache and on the server
-             "url": "https://.../ghostnet_100.weights.h5",  # or null: then only a mirror can serve it
-             "sha256": "<64 hex digits>",
-             "size": 20856448,                    # bytes (optional; names truncation in errors)
-             "source": "timm:ghostnet_100.in1k",  # the checkpoint it was made from
-             "license": "apache-2.0",
-             "top1": 73.97}                       # ImageNet top-1 in %, or null where not measured
+    ENTRY = {"file": "ghostnet_100.in1k.safetensors",  # name in the cache and on a mirror
+             "url": "https://huggingface.co/timm/ghostnet_100.in1k/resolve/main/model.safetensors",
+             "format": "timm_safetensors",           # or "kcam_h5", "keras_weights_h5" (see SOURCE_FORMATS)
+             "hash_algorithm": "sha256",             # md5 only where the source publishes only md5
+             "hash": "<hex digest as published>",
+             "size": 20871632,                       # bytes; the download is cut off a little above it
+             "max_size": null,                       # where the source publishes no size: the cut-off
+             "source": "timm ghostnet_100.in1k",
+             "license": "Apache-2.0",
+             "top1": 73.96, "top5": 91.54,           # ImageNet accuracy as published (top5 optional)
+             "crop_pct": 0.875, "interpolation": "bicubic"}  # the source's evaluation transform (optional)
 
-Which registry is read: the `registry_path` argument, else the file named by the environment
-variable `KERAS_TINYNET_WEIGHTS_REGISTRY`, else the one shipped in `keras_tinynet/resources/`.
-Where a file is fetched from: `KERAS_TINYNET_WEIGHTS_URL` (a mirror: `<base>/<file>`, for
-air-gapped users; `file://` works too), else the entry's `url`.
-Where it is cached: `<cache_dir>/models/keras_tinynet/<file>`, with `cache_dir` the argument, else
-`$KERAS_HOME` (read at call time), else `~/.keras` as Keras does.
+An entry without a published hash cannot be written: `hash` is required. `weights=<tag>` downloads the
+file once, checks its hash, converts it in numpy (no torch) into the model with the top and caches the
+result as a `.weights.h5` beside it; later calls read that cache without touching the network. The same
+file serves include_top=False (loaded by layer name).
 
-Every file is checked against its sha256 before it is used. A file that fails (cached or just
-downloaded) is removed and fetched again once; a second failure, an HTTP error or an unreachable
-server raises `WeightsDownloadError` naming the variant and the URL. Nothing here falls back to
-random weights. This module imports Keras only when it downloads.
+Which registry is read: the `registry_path` argument, else `$KERAS_TINYNET_WEIGHTS_REGISTRY`, else the
+one shipped in `keras_tinynet/resources/`. Where a file is fetched from: `$KERAS_TINYNET_WEIGHTS_URL`
+(a mirror: `<base>/<file>`; `file://` works too), else the entry's `url`. Where it is cached:
+`<cache_dir>/models/keras_tinynet/`, with `cache_dir` the argument, else `$KERAS_HOME` (read at call
+time), else `~/.keras` as Keras does. This module does not import Keras.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 import os
 import re
-import urllib.error
 import urllib.parse
 from importlib import resources
 
-from keras_tinynet.files import sha256_file
 from keras_tinynet.spec import PRESETS
+from keras_tinynet.weights.download import HASH_ALGORITHMS, DownloadError, download, file_hash, is_regular_file
 
 REGISTRY_ENV = "KERAS_TINYNET_WEIGHTS_REGISTRY"
 MIRROR_ENV = "KERAS_TINYNET_WEIGHTS_URL"
-FORMAT = 1
-KINDS = ("top", "notop")
+FORMAT = 2
 CACHE_SUBDIR = os.path.join("models", "keras_tinynet")
 URL_SCHEMES = ("http", "https", "file", "ftp")
+# How a source file is read and which names it uses (keras_tinynet.weights.sources converts each).
+SOURCE_FORMATS = {
+    "timm_safetensors": ".safetensors",  # a timm state dict
+    "kcam_h5": ".h5",  # a keras_cv_attention_models Keras 2 file
+    "keras_weights_h5": ".weights.h5",  # this package's own layer names
+}
+INTERPOLATIONS = ("bicubic", "bilinear")
+# No ImageNet checkpoint of these was ever published (the paper released none; timm has none).
+NEVER_PUBLISHED = tuple(name for name in ("ghostnet_a", "ghostnet_b", "ghostnet_c", "ghostnet_d") if name in PRESETS)
 
-_REQUIRED = ("file", "url", "sha256", "source", "license", "top1")
-_OPTIONAL = ("size", "notes")
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_REQUIRED = ("file", "url", "format", "hash_algorithm", "hash", "size", "source", "license", "top1")
+_OPTIONAL = ("max_size", "top5", "crop_pct", "interpolation", "notes")
+_HEX_LENGTH = {"sha256": 64, "md5": 32}
+_TAG = re.compile(r"[a-z][a-z0-9_]*")
 
-log = logging.getLogger(__name__)
 
-
-class WeightsDownloadError(OSError):
+class WeightsDownloadError(DownloadError):
     """Registered weights could not be fetched or failed verification."""
 
 
@@ -63,16 +71,18 @@ class ResolvedEntry:
     """A registry entry with the URL it will be fetched from (mirror applied)."""
 
     variant: str
-    include_top: bool
-    file: str
+    tag: str
     url: str
-    sha256: str
-    size: int | None
     entry: dict
 
+    @property
+    def what(self) -> str:
+        return f"the {self.tag!r} weights of {self.variant!r}"
 
-def kind_of(include_top: bool) -> str:
-    return "top" if include_top else "notop"
+
+def is_tag(weights) -> bool:
+    """Whether a `weights=` value names a registry tag ("imagenet", "imagenet_ssld") rather than a file."""
+    return isinstance(weights, str) and bool(_TAG.fullmatch(weights))
 
 
 def registry_location(registry_path: str | os.PathLike | None = None) -> str:
@@ -83,7 +93,7 @@ def registry_location(registry_path: str | os.PathLike | None = None) -> str:
 
 
 def load_registry(registry_path: str | os.PathLike | None = None) -> dict:
-    """Reads and validates a registry; returns `{variant: {"top"|"notop": entry}}`."""
+    """Reads and validates a registry; returns `{variant: {tag: entry}}`."""
     path = os.fspath(registry_path) if registry_path is not None else os.environ.get(REGISTRY_ENV)
     if path:
         where = f"{path!r}" + ("" if registry_path is not None else f" (from ${REGISTRY_ENV})")
@@ -111,16 +121,21 @@ def validate_registry(document, where: str = "<registry>") -> dict:
     weights = document.get("weights")
     if not isinstance(weights, dict):
         raise ValueError(f"Weights registry {where}: `weights` must be an object; received {weights!r}.")
-    for variant, kinds in weights.items():
+    for variant, tags in weights.items():
         if variant not in PRESETS:
             raise ValueError(f"Weights registry {where}: unknown variant {variant!r}; allowed: {', '.join(PRESETS)}.")
-        if not isinstance(kinds, dict) or not kinds or set(kinds) - set(KINDS):
+        if variant in NEVER_PUBLISHED:
             raise ValueError(
-                f"Weights registry {where}: weights[{variant!r}] must map some of {KINDS} to entries; "
-                f"received {kinds!r}."
+                f"Weights registry {where}: {variant!r} has no published checkpoint; an entry for it cannot "
+                "name a published source and hash."
             )
-        for kind, entry in kinds.items():
-            validate_entry(entry, f"{where}: weights[{variant!r}][{kind!r}]")
+        if not isinstance(tags, dict) or not tags or not all(isinstance(t, str) and _TAG.fullmatch(t) for t in tags):
+            raise ValueError(
+                f"Weights registry {where}: weights[{variant!r}] must map tags (lowercase words such as "
+                f"'imagenet') to entries; received {tags!r}."
+            )
+        for tag, entry in tags.items():
+            validate_entry(entry, f"{where}: weights[{variant!r}][{tag!r}]")
     return weights
 
 
@@ -128,8 +143,7 @@ def validate_entry(entry, where: str) -> None:
     """Checks one entry (see the module docstring for its fields)."""
 
     def bad(key, must):
-        value = entry.get(key) if isinstance(entry, dict) else entry
-        raise ValueError(f"Weights registry {where}[{key!r}] must be {must}; received {value!r}.")
+        raise ValueError(f"Weights registry {where}[{key!r}] must be {must}; received {entry.get(key)!r}.")
 
     if not isinstance(entry, dict):
         raise ValueError(f"Weights registry {where} must be an object; received {entry!r}.")
@@ -139,51 +153,50 @@ def validate_entry(entry, where: str) -> None:
     unknown = set(entry) - set(_REQUIRED) - set(_OPTIONAL)
     if unknown:
         raise ValueError(
-            f"Weights registry {where} has unknown key(s) {sorted(unknown)}; allowed: {', '.join(_REQUIRED + _OPTIONAL)}."
+            f"Weights registry {where} has unknown key(s) {sorted(unknown)}; "
+            f"allowed: {', '.join(_REQUIRED + _OPTIONAL)}."
         )
+    if entry["format"] not in SOURCE_FORMATS:
+        bad("format", f"one of {tuple(SOURCE_FORMATS)}")
     file = entry["file"]
-    if (
-        not isinstance(file, str)
-        or not file.endswith(".weights.h5")
-        or "/" in file
-        or "\\" in file
-        or file.startswith(".")
-    ):
-        bad("file", "a plain file name ending with '.weights.h5'")
+    suffix = SOURCE_FORMATS[entry["format"]]
+    if not isinstance(file, str) or not file.endswith(suffix) or "/" in file or "\\" in file or file.startswith("."):
+        bad("file", f"a plain file name ending with {suffix!r} (the {entry['format']} format)")
     if entry["url"] is not None and (not isinstance(entry["url"], str) or not has_scheme(entry["url"])):
         bad("url", f"null or a URL with one of the schemes {URL_SCHEMES}")
-    if not isinstance(entry["sha256"], str) or not _SHA256.match(entry["sha256"]):
-        bad("sha256", "64 lowercase hexadecimal digits")
+    if entry["hash_algorithm"] not in HASH_ALGORITHMS:
+        bad("hash_algorithm", f"one of {HASH_ALGORITHMS} (the hash the source publishes)")
+    length = _HEX_LENGTH[entry["hash_algorithm"]]
+    if not isinstance(entry["hash"], str) or not re.fullmatch(f"[0-9a-f]{{{length}}}", entry["hash"]):
+        bad("hash", f"{length} lowercase hexadecimal digits (a published {entry['hash_algorithm']})")
+    for key in ("size", "max_size"):
+        value = entry.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+            bad(key, "null or a positive number of bytes")
+    if entry["size"] is None and entry.get("max_size") is None:
+        bad("max_size", "a positive number of bytes where `size` is null (the source publishes no size)")
     for key in ("source", "license"):
         if not isinstance(entry[key], str) or not entry[key]:
             bad(key, "a non-empty string")
-    top1 = entry["top1"]
-    if top1 is not None and (isinstance(top1, bool) or not isinstance(top1, (int, float)) or not 0 < top1 <= 100):
-        bad("top1", "null or a percentage in (0, 100]")
-    size = entry.get("size")
-    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size <= 0):
-        bad("size", "a positive number of bytes")
+    for key in ("top1", "top5"):
+        value = entry.get(key)
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 100
+        ):
+            bad(key, "null or a percentage in (0, 100]")
+    crop_pct = entry.get("crop_pct", 1.0)
+    if isinstance(crop_pct, bool) or not isinstance(crop_pct, (int, float)) or not 0 < crop_pct <= 1:
+        bad("crop_pct", "a fraction in (0, 1]")
+    if entry.get("interpolation", INTERPOLATIONS[0]) not in INTERPOLATIONS:
+        bad("interpolation", f"one of {INTERPOLATIONS}")
 
 
-def registry(registry_path: str | os.PathLike | None = None) -> dict:
-    """The weights registry in use: variant -> "top"/"notop" -> entry."""
-    return load_registry(registry_path)
-
-
-def resolve_entry(variant: str, include_top: bool, registry_path: str | os.PathLike | None = None) -> ResolvedEntry:
-    """The registry entry of `variant` and the URL it is fetched from; ValueError where none is registered."""
+def resolve_entry(variant: str, tag: str, registry_path: str | os.PathLike | None = None) -> ResolvedEntry:
+    """The entry of `variant` and `tag` and the URL it is fetched from; a one-line ValueError where none exists."""
     weights = load_registry(registry_path)
-    kind = kind_of(include_top)
-    entry = weights.get(variant, {}).get(kind)
+    entry = weights.get(variant, {}).get(tag)
     if entry is None:
-        available = sorted(f"{name} ({', '.join(kinds)})" for name, kinds in weights.items()) or ["none"]
-        raise ValueError(
-            f"No ImageNet weights are registered for {variant!r} with include_top={include_top} in the "
-            f"weights registry {registry_location(registry_path)}. Registered: {', '.join(available)}. "
-            "No public ImageNet checkpoint of GhostNet-A..D exists; train one with scripts/train.py, convert "
-            "a timm GhostNet checkpoint with scripts/convert_weights.py (see weights/README.md), or pass "
-            "weights=None for random initialization."
-        )
+        raise ValueError(no_entry_message(weights, variant, tag, registry_path))
     mirror = os.environ.get(MIRROR_ENV)
     if mirror:
         if not has_scheme(mirror):
@@ -194,129 +207,81 @@ def resolve_entry(variant: str, include_top: bool, registry_path: str | os.PathL
         url = mirror.rstrip("/") + "/" + urllib.parse.quote(entry["file"])
     elif entry["url"] is None:
         raise ValueError(
-            f"The registry entry of {variant!r} with include_top={include_top} has no url (file "
-            f"{entry['file']!r} is not published); set ${MIRROR_ENV} to a base URL that holds it."
+            f"The registry entry weights={tag!r} of {variant!r} has no url (file {entry['file']!r} is not "
+            f"published); set ${MIRROR_ENV} to a base URL that holds it."
         )
     else:
         url = entry["url"]
-    return ResolvedEntry(variant, include_top, entry["file"], url, entry["sha256"], entry.get("size"), entry)
+    return ResolvedEntry(variant, tag, url, entry)
 
 
-def cache_path(file: str, cache_dir: str | os.PathLike | None = None) -> str:
-    return os.path.join(_cache_dir(cache_dir), CACHE_SUBDIR, file)
-
-
-def fetch(resolved: ResolvedEntry, cache_dir: str | os.PathLike | None = None) -> str:
-    """Returns the path of the verified file in the cache, downloading it through keras.utils.get_file."""
-    base = _cache_dir(cache_dir)
-    target = os.path.join(base, CACHE_SUBDIR, resolved.file)
-    os.makedirs(os.path.dirname(target), exist_ok=True)  # get_file swaps a missing folder for /tmp
-    if not os.access(base, os.W_OK):
-        raise WeightsDownloadError(
-            f"The Keras cache folder {base!r} is not writable; set KERAS_HOME to a writable folder to "
-            f"download the ImageNet weights of {resolved.variant!r} from {resolved.url}."
+def no_entry_message(weights: dict, variant: str, tag: str, registry_path=None) -> str:
+    """Why `weights=tag` does not exist for `variant`, and what does."""
+    own = sorted(weights.get(variant, {}))
+    if variant in NEVER_PUBLISHED:
+        reason = (
+            f"no ImageNet checkpoint of {variant!r} (GhostNet-A..D) was ever published; train one "
+            "(keras_tinynet.training) or pass weights=None or the path of a weights file"
         )
-    what = f"the ImageNet weights of {resolved.variant!r} (include_top={resolved.include_top})"
-    retries = 1
-    if os.path.exists(target):
-        problem = _verification_problem(target, resolved)
-        if problem is None:
-            return target
-        log.warning("The cached file %s is corrupt (%s); fetching it again from %s.", target, problem, resolved.url)
-        os.remove(target)
-        retries -= 1
-
-    import keras  # only here: the registry itself does not need Keras
-
-    while True:
-        try:
-            path = keras.utils.get_file(
-                fname=resolved.file,
-                origin=resolved.url,
-                file_hash=resolved.sha256,
-                hash_algorithm="sha256",
-                cache_subdir=CACHE_SUBDIR,
-                cache_dir=base,
-            )
-            problem = None if os.path.abspath(path) == os.path.abspath(target) else f"saved at {path}"
-            if problem is None:
-                problem = _verification_problem(target, resolved)
-        except ValueError:
-            # get_file's hash check failed; it leaves the bad file in the cache.
-            if not os.path.exists(target):
-                raise
-            problem = _verification_problem(target, resolved) or "get_file rejected its hash"
-        except Exception as error:  # get_file turns every urllib error into a bare Exception
-            cause = error.__context__
-            if isinstance(cause, urllib.error.ContentTooShortError) and retries > 0:
-                retries -= 1
-                log.warning("The download of %s from %s was cut short; fetching it again.", resolved.file, resolved.url)
-                continue
-            raise WeightsDownloadError(
-                f"Could not download {what} from {resolved.url}: {_describe(error)}. Offline or behind a "
-                f"firewall? Set ${MIRROR_ENV} to a base URL (or file:// folder) that holds {resolved.file!r}, "
-                "or pass weights=<path of the file>."
-            ) from error
-        if problem is None:
-            return target
-        if os.path.exists(target):
-            os.remove(target)
-        if retries > 0:
-            retries -= 1
-            log.warning(
-                "The file downloaded from %s failed verification (%s); fetching it again.", resolved.url, problem
-            )
-            continue
-        raise WeightsDownloadError(
-            f"The file downloaded for {what} from {resolved.url} failed verification: {problem}. It was "
-            f"removed from the cache. The server (or the mirror set by ${MIRROR_ENV}) holds a different or "
-            "truncated file; publish the registered one, or pass weights=<path of a verified file>."
-        )
+    elif own:
+        reason = f"{variant!r} has weights={' or '.join(map(repr, own))}"
+    else:
+        reason = f"no weights are registered for {variant!r}"
+    tags = sorted({t for tags in weights.values() for t in tags})
+    registered = ", ".join(f"{name} ({', '.join(sorted(tags))})" for name, tags in sorted(weights.items())) or "none"
+    if tag not in tags:
+        reason = f"unknown tag weights={tag!r} ({reason})"
+    return (
+        f"No weights={tag!r} for model {variant!r}: {reason}. Registered in {registry_location(registry_path)}: "
+        f"{registered}."
+    )
 
 
-def fetch_weights(
-    variant: str,
-    include_top: bool,
-    *,
-    registry_path: str | os.PathLike | None = None,
-    cache_dir: str | os.PathLike | None = None,
-) -> str:
-    """Resolves `variant`'s registered weights and returns the path of the verified cached file."""
-    return fetch(resolve_entry(variant, include_top, registry_path), cache_dir)
-
-
-def _cache_dir(cache_dir) -> str:
+def cache_folder(cache_dir: str | os.PathLike | None = None) -> str:
     if cache_dir is not None:
-        return os.path.expanduser(os.fspath(cache_dir))
-    if os.environ.get("KERAS_HOME"):
-        return os.path.expanduser(os.environ["KERAS_HOME"])
-    home = os.path.expanduser("~")
-    # Keras' own rule when $KERAS_HOME is not set.
-    return os.path.join(home if os.access(home, os.W_OK) else "/tmp", ".keras")
+        base = os.path.expanduser(os.fspath(cache_dir))
+    elif os.environ.get("KERAS_HOME"):
+        base = os.path.expanduser(os.environ["KERAS_HOME"])
+    else:
+        home = os.path.expanduser("~")
+        # Keras' own rule when $KERAS_HOME is not set.
+        base = os.path.join(home if os.access(home, os.W_OK) else "/tmp", ".keras")
+    return os.path.join(base, CACHE_SUBDIR)
 
 
-def _verification_problem(path: str, resolved: ResolvedEntry) -> str | None:
-    actual = sha256_file(path)
-    if actual == resolved.sha256:
-        return None
-    size = os.path.getsize(path)
-    problem = f"sha256 {actual} ({size} bytes) where the registry says {resolved.sha256}"
-    if resolved.size is not None:
-        problem += f" ({resolved.size} bytes)"
-        if size < resolved.size:
-            problem += f"; the file is truncated ({size} of {resolved.size} bytes)"
-    return problem
+def source_path(resolved: ResolvedEntry, cache_dir=None) -> str:
+    return os.path.join(cache_folder(cache_dir), resolved.entry["file"])
 
 
-def _describe(error: Exception) -> str:
-    cause = error.__context__
-    if isinstance(cause, urllib.error.HTTPError):
-        return f"HTTP error {cause.code} ({cause.reason})"
-    if isinstance(cause, urllib.error.ContentTooShortError):
-        return f"the transfer was cut short ({cause.reason})"
-    if isinstance(cause, urllib.error.URLError):
-        return f"the server could not be reached ({cause.reason})"
-    return str(error)
+def converted_path(resolved: ResolvedEntry, cache_dir=None) -> str:
+    """The converted file beside the source; its name carries the source's hash, so a new source is converted anew."""
+    entry = resolved.entry
+    return os.path.join(cache_folder(cache_dir), f"{resolved.variant}_{resolved.tag}-{entry['hash'][:12]}.weights.h5")
+
+
+def fetch(resolved: ResolvedEntry, cache_dir=None, timeout: float | None = None) -> str:
+    """The path of the verified source file in the cache, downloaded once (a corrupt or linked copy is replaced)."""
+    entry = resolved.entry
+    target = source_path(resolved, cache_dir)
+    if is_regular_file(target) and file_hash(target, entry["hash_algorithm"]) == entry["hash"]:
+        return target
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    try:
+        return download(
+            resolved.url,
+            target,
+            algorithm=entry["hash_algorithm"],
+            expected_hash=entry["hash"],
+            size=entry["size"],
+            max_size=entry.get("max_size"),
+            what=resolved.what,
+            timeout=timeout,
+        )
+    except DownloadError as error:
+        raise WeightsDownloadError(
+            f"{error} Offline or behind a firewall? Set ${MIRROR_ENV} to a base URL (or file:// folder) that holds "
+            f"{entry['file']!r}, or pass weights=<path of the file>."
+        ) from None
 
 
 def has_scheme(url: str) -> bool:
