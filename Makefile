@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 EXTRAS ?= dev,parity,hub,export,bench
 
-.PHONY: venv train test test-fast bench clean
+.PHONY: venv train test lint test-fast bench clean
 
 venv: $(VENV)/.installed
 
@@ -14,13 +14,17 @@ $(VENV)/.installed: setup.py
 	$(BIN)/pip install -q -e ".[$(EXTRAS)]"
 	touch $@
 
-# The main job: train GhostNet-D on the embedded digits (rerun to resume; `python -m keras_tinynet` prints the model table).
+# The main job: train GhostNet-D on the embedded digits (rerun to resume; `keras-tinynet models` prints the model table).
 train: venv
-	$(BIN)/python scripts/train.py
+	$(BIN)/keras-tinynet train
 
-# The whole test suite, slow tests included (CI runs this through .ci/run).
-test: venv
+# Lint and format check, then the whole test suite, slow tests included (CI runs this through .ci/run).
+test: venv lint
 	$(BIN)/python -m pytest -q -ra --durations=15 tests
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 # Everything but the tests marked slow.
 test-fast: venv

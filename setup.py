@@ -31,11 +31,19 @@ setup(
         "pillow",
     ],
     extras_require={
-        "dev": ["pytest", "pytest-timeout", "hypothesis", "jax[cpu]"],
-        "parity": ["torch==2.14.1", "torchvision==0.29.1", "timm", "safetensors", "kimm", "keras-cv-attention-models", "scikit-image"],
+        "dev": ["pytest", "pytest-timeout", "hypothesis", "jax[cpu]", "ruff"],
+        "parity": [
+            "torch==2.14.1",
+            "torchvision==0.29.1",
+            "timm",
+            "safetensors",
+            "kimm",
+            "keras-cv-attention-models",
+            "scikit-image",
+        ],
         "hub": ["tensorflow-hub", "tf-keras", "setuptools<81"],  # tensorflow_hub imports pkg_resources
         "export": ["tf2onnx>=1.17", "onnxruntime", "ai-edge-litert"],
         "bench": ["matplotlib"],  # the benchmarks' plots
     },
-    entry_points={"console_scripts": ["keras-tinynet=keras_tinynet.__main__:main"]},
+    entry_points={"console_scripts": ["keras-tinynet=keras_tinynet.cli:main"]},
 )

@@ -13,9 +13,9 @@ On the same random images and the same thread count, it times (median and p90 la
 against keras.applications MobileNetV3Small/Large and EfficientNetB0 (keras, keras_folded, tflite) and
 timm's ghostnet_100 in PyTorch (eager, inference_mode; `torch` under glibc's default malloc, timed first
 and alone, and `torch_mallopt` with the malloc thresholds raised, as every other runner then runs). All but
-`torch` are timed in --rounds interleaved rounds, so that drift of the machine hits all alike. It also measures the float32 matrix-multiply peak
-of the machine (TensorFlow and PyTorch, best of both) and gives each model's achieved FLOP/s
-(2 x multiply-adds x images/s) as a share of it. Writes inference.json, inference.md and inference.png
+`torch` are timed in --rounds interleaved rounds, so that drift of the machine hits all alike. It also
+measures the float32 matrix-multiply peak of the machine (TensorFlow and PyTorch, best of both) and gives
+each model's achieved FLOP/s (2 x multiply-adds x images/s) as a share of it. Writes inference.json, inference.md and inference.png
 (throughput against FLOPs, and the paper's top-1 against FLOPs) to --output_dir.
 """
 
@@ -140,15 +140,15 @@ def matmul_peak(threads: int) -> dict:
     results = {}
     for n in (1024, 2048):
         a, b = tf.random.normal((n, n)), tf.random.normal((n, n))
-        product = tf.function(lambda: tf.matmul(a, b))
-        best = min(time_calls(lambda: product().numpy(), 2.0, 5, 2))
+        product = tf.function(lambda a=a, b=b: tf.matmul(a, b))
+        best = min(time_calls(lambda product=product: product().numpy(), 2.0, 5, 2))
         results[f"tensorflow_{n}"] = 2 * n**3 / best / 1e6
     if "torch" in sys.modules:
         import torch
 
         for n in (1024, 2048):
             a, b = torch.randn(n, n), torch.randn(n, n)
-            best = min(time_calls(lambda: torch.mm(a, b), 2.0, 5, 2))
+            best = min(time_calls(lambda a=a, b=b: torch.mm(a, b), 2.0, 5, 2))
             results[f"torch_{n}"] = 2 * n**3 / best / 1e6
     return {"gflop_per_s": max(results.values()), "by_framework_and_size": results, "threads": threads}
 
@@ -458,9 +458,8 @@ def markdown(results, checks, context) -> str:
         for c in checks:
             value = f"{c['value']:.1%}" if "share" in c["target"] else f"{c['value']:.2f}x"
             goal = f"{c['goal']:.0%}" if "share" in c["target"] else f"{c['goal']:.1f}x"
-            lines.append(
-                f"| {c['target']} | {c['runtime']} ({c['versus']}) | {value} | {goal} | {'yes' if c['met'] else '**no**'} |"
-            )
+            met = "yes" if c["met"] else "**no**"
+            lines.append(f"| {c['target']} | {c['runtime']} ({c['versus']}) | {value} | {goal} | {met} |")
     return "\n".join(lines) + "\n"
 
 

@@ -31,7 +31,8 @@ def fold_batch_norm(model: keras.Model) -> keras.Model:
         or isinstance(model, keras.Sequential)
     ):
         raise ValueError(
-            f"`model` must be a functional keras.Model (as keras_tinynet's builders return); received {type(model).__name__}."
+            "`model` must be a functional keras.Model (as keras_tinynet's builders return); "
+            f"received {type(model).__name__}."
         )
     pairs = _conv_bn_pairs(model)
     folded_convs = {conv.name: bn for conv, bn in pairs}

@@ -1,4 +1,4 @@
-"""`keras-tinynet convert` in a clone: `python scripts/convert_weights.py --help` (the logic is in keras_tinynet.cli.convert)."""
+"""`keras-tinynet convert` in a clone: `python scripts/convert_weights.py --help` (logic: keras_tinynet.cli.convert)."""
 
 import os
 import sys

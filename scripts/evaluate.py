@@ -1,4 +1,4 @@
-"""`keras-tinynet evaluate` in a clone: `python scripts/evaluate.py --help` (the logic is in keras_tinynet.cli.evaluate)."""
+"""`keras-tinynet evaluate` in a clone: `python scripts/evaluate.py --help` (logic: keras_tinynet.cli.evaluate)."""
 
 import os
 import sys

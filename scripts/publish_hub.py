@@ -1,4 +1,4 @@
-"""`keras-tinynet publish-hub` in a clone: `python scripts/publish_hub.py --help` (the logic is in keras_tinynet.cli.publish_hub)."""
+"""`keras-tinynet publish-hub` in a clone: `python scripts/publish_hub.py --help` (keras_tinynet.cli.publish_hub)."""
 
 import os
 import sys

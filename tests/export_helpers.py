@@ -101,7 +101,7 @@ def trained_digits() -> Trained:
 
 
 def write_images(images, directory: str, fmt: str = "png") -> list[str]:
-    """Writes uint8-rounded images (an array or a list of arrays of any sizes) as PNG or JPEG files; returns the paths."""
+    """Writes uint8-rounded images (an array or a list of arrays of any sizes) as PNG or JPEG files; returns paths."""
     import tensorflow as tf
 
     os.makedirs(directory, exist_ok=True)
@@ -117,7 +117,7 @@ def write_images(images, directory: str, fmt: str = "png") -> list[str]:
 
 
 def run_script(command: str, *args: str) -> tuple[int, str, str]:
-    """Runs `keras-tinynet <command>` (publish_hub: publish-hub) in this process; returns (exit code, stdout, stderr)."""
+    """Runs `keras-tinynet <command>` (publish_hub: publish-hub) in this process: (exit code, stdout, stderr)."""
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = cli.main([command.replace("_", "-"), *args])

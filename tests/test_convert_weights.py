@@ -227,7 +227,8 @@ def test_other_architectures_and_variants_are_refused(ckpt100):
         (
             {"source": "model.bin"},
             ValueError,
-            r"`source` must be a .safetensors file, a .pth/.pt file or 'timm:<timm model name>'; received source='model.bin'",
+            r"`source` must be a .safetensors file, a .pth/.pt file or 'timm:<timm model name>'; "
+            r"received source='model.bin'",
         ),
         (
             {"source": "missing.safetensors"},

@@ -248,14 +248,16 @@ def test_serving_bytes_rejects_bad_bytes_with_a_clear_error(loaded, tmp_path):
     good = open(H.write_images(np.full((1, 40, 50, 3), 128.0), str(tmp_path))[0], "rb").read()
     cases = {
         b"": r"image_bytes\[1\] is not an encoded JPEG, PNG, GIF or BMP image \(0 bytes",
-        b"hello world": r"image_bytes\[1\] is not an encoded JPEG, PNG, GIF or BMP image \(11 bytes, first bytes \[104 101 108",
+        b"hello world": (
+            r"image_bytes\[1\] is not an encoded JPEG, PNG, GIF or BMP image \(11 bytes, first bytes \[104 101 108"
+        ),
         b"\x80\xff\x00": r"image_bytes\[1\] is not an encoded JPEG.*first bytes \[128 255 0\]",
         good[:40]: r"PNG",  # truncated PNG: the decoder's own error
         b"\xff\xd8\xff\xe0 not really a jpeg": r"JPEG",
     }
-    for data, message in cases.items():
+    for encoded, message in cases.items():
         with pytest.raises(tf.errors.InvalidArgumentError, match=message):
-            loaded.signatures["serving_bytes"](image_bytes=tf.constant([good, data]))
+            loaded.signatures["serving_bytes"](image_bytes=tf.constant([good, encoded]))
     with pytest.raises(
         tf.errors.InvalidArgumentError, match=r"`image_bytes` must be a string vector \[batch\].*received shape \[1 2\]"
     ):

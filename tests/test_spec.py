@@ -176,7 +176,8 @@ def test_unknown_variant_lists_the_available_ones():
 
 def test_plain_modules_do_not_import_tensorflow():
     run_python(
-        "import sys, keras_tinynet.spec, keras_tinynet.counting, keras_tinynet.formula, keras_tinynet.weights.timm_mapping;"
-        "import keras_tinynet.__main__;"
+        "import sys, keras_tinynet.spec, keras_tinynet.counting, keras_tinynet.formula;"
+        "import keras_tinynet.weights.timm_mapping, keras_tinynet.cli, keras_tinynet.cli.models;"
+        "keras_tinynet.cli.main(['models']); keras_tinynet.cli.main(['models', '--flops', '100M']);"
         "bad = [m for m in ('tensorflow', 'keras', 'torch') if m in sys.modules]; assert not bad, bad"
     )

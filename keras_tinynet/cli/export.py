@@ -116,7 +116,8 @@ def run(args) -> dict:
             latency = export.benchmark_tflite(path, runs=args.benchmark_runs, num_threads=args.threads)
             print(
                 f"  latency ({latency['delegate']}, {latency['num_threads']} threads, {latency['runs']} runs): "
-                f"median {latency['median_ms']:.2f} ms, mean {latency['mean_ms']:.2f} ms, p90 {latency['p90_ms']:.2f} ms"
+                f"median {latency['median_ms']:.2f} ms, mean {latency['mean_ms']:.2f} ms, "
+                f"p90 {latency['p90_ms']:.2f} ms"
             )
     if "onnx" in formats:
         path = os.path.join(output_dir, f"{exportable.name}.onnx")

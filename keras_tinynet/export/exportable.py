@@ -91,7 +91,8 @@ def load_exportable(
         weights = os.fspath(weights)
         if not os.path.isfile(weights):
             raise ValueError(
-                f"`weights` must be a weights file ({', '.join(loading.SUFFIXES)}); received weights={weights!r} (no such file)."
+                f"`weights` must be a weights file ({', '.join(loading.SUFFIXES)}); "
+                f"received weights={weights!r} (no such file)."
             )
     if labels is None:
         label_list = None

@@ -46,7 +46,8 @@ def model_card(
         io = (
             f"- Input: `images`, float32 `[batch, {size}, {size}, 3]`, RGB, values in [0, 1].\n"
             f"- Output: logits `[batch, {exportable.classes}]` (apply softmax for probabilities); "
-            f"class labels in class-index order are listed below{' (ImageNet-1k)' if exportable.classes == 1000 else ''}."
+            "class labels in class-index order are listed below"
+            f"{' (ImageNet-1k)' if exportable.classes == 1000 else ''}."
         )
     else:
         io = (
@@ -73,6 +74,10 @@ def model_card(
         'Keras 3: `keras.layers.TFSMLayer(PATH, call_endpoint="serving_default")` (inference).\n'
         "TensorFlow alone: `module = tf.saved_model.load(PATH); outputs = module(images, training=False)`."
     )
+    architecture = (
+        f"GhostNet `{spec.name}`: stem {spec.stem_channels}, {len(spec.blocks)} ghost bottlenecks, final conv "
+        f"{spec.final_channels}, conv_head {spec.head_channels}; activation {exportable.activation}"
+    )
     return f"""# {title}
 
 A GhostNet of the TinyNet family ("Model Rubik's Cube", NeurIPS 2020) exported by keras_tinynet {__version__}
@@ -82,7 +87,7 @@ as a TF2 reusable SavedModel (TF Hub API: `__call__(images, training)`, `variabl
 | | |
 |---|---|
 | Form | {form} |
-| Architecture | GhostNet `{spec.name}`: stem {spec.stem_channels}, {len(spec.blocks)} ghost bottlenecks, final conv {spec.final_channels}, conv_head {spec.head_channels}; activation {exportable.activation} |
+| Architecture | {architecture} |
 | Input size | {size}x{size} |
 | Parameters | {counts.params:,} ({counts.params / 1e6:.2f}M) |
 | FLOPs | {counts.flops / 1e6:.1f}M multiply-adds at {size}x{size} |
@@ -97,7 +102,8 @@ as a TF2 reusable SavedModel (TF Hub API: `__call__(images, training)`, `variabl
 
 {io}
 - Normalization (ImageNet mean {IMAGENET_PREPROCESSING.mean}, std {IMAGENET_PREPROCESSING.std}) happens inside.
-- Eval preprocessing of the training pipeline: resize the shorter side to {scale_size} (= floor({size} / {exportable.crop_pct})),
+- Eval preprocessing of the training pipeline: resize the shorter side to {scale_size}
+  (= floor({size} / {exportable.crop_pct})),
   bicubic with antialiasing, then center-crop {size}x{size}.
 {labels}
 ## Usage
