@@ -455,6 +455,9 @@ class Preset:
     width: float
     title: str
     description: str
+    # timm's model of the same network (ghostnet_150: built by timm's GhostNet code, not registered),
+    # whose checkpoints weights/conversion.py converts; None: no timm counterpart.
+    timm_model: str | None = None
 
     def spec(self, name: str) -> NetworkSpec:
         resolution = self.image_size / self.architecture.default_size
@@ -492,20 +495,34 @@ PRESETS: dict[str, Preset] = {
     "ghostnet_b": Preset(TINYNET_GHOSTNET, 205, 1.08, 0.805, "GhostNet-B", "GhostNet-A twisted to 300M FLOPs"),
     "ghostnet_c": Preset(TINYNET_GHOSTNET, 187, 0.76, 0.675, "GhostNet-C", "GhostNet-A twisted to 141M FLOPs"),
     "ghostnet_d": Preset(TINYNET_GHOSTNET, 145, 0.50, 0.520, "GhostNet-D", "GhostNet-A twisted to 52M FLOPs"),
-    "ghostnet_050": Preset(ORIGINAL_GHOSTNET, 224, 1.0, 0.5, "GhostNet 0.5x", "original GhostNet 0.5x (CVPR 2020)"),
-    "ghostnet_100": Preset(ORIGINAL_GHOSTNET, 224, 1.0, 1.0, "GhostNet 1.0x", "original GhostNet 1.0x (CVPR 2020)"),
-    "ghostnet_130": Preset(ORIGINAL_GHOSTNET, 224, 1.0, 1.3, "GhostNet 1.3x", "original GhostNet 1.3x (CVPR 2020)"),
-    "ghostnet_150": Preset(ORIGINAL_GHOSTNET, 224, 1.0, 1.5, "GhostNet 1.5x", "original GhostNet 1.5x (CVPR 2020)"),
+    "ghostnet_050": Preset(
+        ORIGINAL_GHOSTNET, 224, 1.0, 0.5, "GhostNet 0.5x", "original GhostNet 0.5x (CVPR 2020)", "ghostnet_050"
+    ),
+    "ghostnet_100": Preset(
+        ORIGINAL_GHOSTNET, 224, 1.0, 1.0, "GhostNet 1.0x", "original GhostNet 1.0x (CVPR 2020)", "ghostnet_100"
+    ),
+    "ghostnet_130": Preset(
+        ORIGINAL_GHOSTNET, 224, 1.0, 1.3, "GhostNet 1.3x", "original GhostNet 1.3x (CVPR 2020)", "ghostnet_130"
+    ),
+    "ghostnet_150": Preset(
+        ORIGINAL_GHOSTNET, 224, 1.0, 1.5, "GhostNet 1.5x", "original GhostNet 1.5x (CVPR 2020)", "ghostnet_150"
+    ),
     # The paper's own TinyNets: EfficientNet-B0 twisted by (r, d, w), image sizes int(224 r) as timm's.
-    "tinynet_a": Preset(EFFICIENTNET_B0, 192, 1.2, 1.0, "TinyNet-A", "EfficientNet-B0 twisted by (0.86, 1.2, 1.0)"),
-    "tinynet_b": Preset(EFFICIENTNET_B0, 188, 1.1, 0.75, "TinyNet-B", "EfficientNet-B0 twisted by (0.84, 1.1, 0.75)"),
+    "tinynet_a": Preset(
+        EFFICIENTNET_B0, 192, 1.2, 1.0, "TinyNet-A", "EfficientNet-B0 twisted by (0.86, 1.2, 1.0)", "tinynet_a"
+    ),
+    "tinynet_b": Preset(
+        EFFICIENTNET_B0, 188, 1.1, 0.75, "TinyNet-B", "EfficientNet-B0 twisted by (0.84, 1.1, 0.75)", "tinynet_b"
+    ),
     "tinynet_c": Preset(
-        EFFICIENTNET_B0, 184, 0.85, 0.54, "TinyNet-C", "EfficientNet-B0 twisted by (0.825, 0.85, 0.54)"
+        EFFICIENTNET_B0, 184, 0.85, 0.54, "TinyNet-C", "EfficientNet-B0 twisted by (0.825, 0.85, 0.54)", "tinynet_c"
     ),
     "tinynet_d": Preset(
-        EFFICIENTNET_B0, 152, 0.695, 0.54, "TinyNet-D", "EfficientNet-B0 twisted by (0.68, 0.695, 0.54)"
+        EFFICIENTNET_B0, 152, 0.695, 0.54, "TinyNet-D", "EfficientNet-B0 twisted by (0.68, 0.695, 0.54)", "tinynet_d"
     ),
-    "tinynet_e": Preset(EFFICIENTNET_B0, 106, 0.6, 0.51, "TinyNet-E", "EfficientNet-B0 twisted by (0.475, 0.6, 0.51)"),
+    "tinynet_e": Preset(
+        EFFICIENTNET_B0, 106, 0.6, 0.51, "TinyNet-E", "EfficientNet-B0 twisted by (0.475, 0.6, 0.51)", "tinynet_e"
+    ),
 }
 
 

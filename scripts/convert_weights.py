@@ -27,8 +27,10 @@ from absl import app, flags  # noqa: E402
 from keras_tinynet.weights import conversion as checkpoints  # noqa: E402  (imports neither Keras nor torch)
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("source", None, "A .safetensors or .pth/.pt timm GhostNet checkpoint, or timm:<model name>.")
-flags.DEFINE_string("variant", None, f"The Keras variant to fill: one of {', '.join(checkpoints.TIMM_WIDTHS)}.")
+flags.DEFINE_string(
+    "source", None, "A .safetensors or .pth/.pt timm GhostNet or TinyNet checkpoint, or timm:<model name>."
+)
+flags.DEFINE_string("variant", None, f"The Keras variant to fill: one of {', '.join(checkpoints.TIMM_MODELS)}.")
 flags.DEFINE_bool(
     "include_top", True, "Write the file of the model with conv_head and classifier (--noinclude_top: without)."
 )
