@@ -153,7 +153,8 @@ def normalize_state_dict(state_dict: dict, source: str) -> dict[str, np.ndarray]
     if "conv_stem.weight" not in state_dict:
         shown = ", ".join(sorted(state_dict)[:5]) or "none"
         raise CheckpointError(
-            f"`source`={source!r} is not a timm GhostNet or TinyNet state dict: it has no 'conv_stem.weight' (keys: {shown}, ...)."
+            f"`source`={source!r} is not a timm GhostNet or TinyNet state dict: it has no 'conv_stem.weight' "
+            f"(keys: {shown}, ...)."
         )
     if any(".short_conv." in key or "_rpr" in key for key in state_dict):
         raise CheckpointError(
