@@ -11,18 +11,7 @@ import sys
 
 from keras_tinynet.counting import count
 from keras_tinynet.formula import parse_flops, tiny_formula
-from keras_tinynet.spec import PRESETS, get_spec
-
-BUILDERS = {
-    "ghostnet_a": "GhostNetA",
-    "ghostnet_b": "GhostNetB",
-    "ghostnet_c": "GhostNetC",
-    "ghostnet_d": "GhostNetD",
-    "ghostnet_050": "GhostNet050",
-    "ghostnet_100": "GhostNet100",
-    "ghostnet_130": "GhostNet130",
-    "ghostnet_150": "GhostNet150",
-}
+from keras_tinynet.spec import PRESETS, builder_name, get_spec
 
 
 def model_table() -> str:
@@ -35,7 +24,7 @@ def model_table() -> str:
         spec = get_spec(name)
         counts = count(spec)
         lines.append(
-            f"| `{BUILDERS[name]}` | {spec.default_size} | {preset.depth:g} | {preset.width:g} | "
+            f"| `{builder_name(name)}` | {spec.default_size} | {preset.depth:g} | {preset.width:g} | "
             f"{len(spec.blocks)} | {counts.params / 1e6:.2f}M | {counts.flops / 1e6:.1f}M |"
         )
     return "\n".join(lines)

@@ -79,6 +79,10 @@ def define_model_flags(flag_values, name_help: str) -> None:
         "image_size", None, "Input size the model was trained at (default: the spec's).", flag_values=flag_values
     )
     flags.DEFINE_enum(
-        "activation", "relu", list(ACTIVATIONS), "Activation the model was trained with.", flag_values=flag_values
+        "activation",
+        None,
+        list(ACTIVATIONS),
+        "Activation the model was trained with (default: the model's own, GhostNet relu, TinyNet swish).",
+        flag_values=flag_values,
     )
     flags.DEFINE_string("name", None, name_help, flag_values=flag_values)

@@ -14,13 +14,13 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import run_cleanly  # noqa: E402
 
 from keras_tinynet import training  # noqa: E402
-from keras_tinynet.spec import PRESETS  # noqa: E402
+from keras_tinynet.spec import ACTIVATIONS, PRESETS  # noqa: E402
 
 F = flags.FLAGS
 flags.DEFINE_string("weights", None, "Weights file (.weights.h5, .keras or Keras 2 .h5).", required=True)
 flags.DEFINE_enum("model", "ghostnet_d", list(PRESETS), "Variant the weights belong to.")
 flags.DEFINE_float("flops", None, "FLOPs budget of a tiny-formula GhostNet instead of --model.")
-flags.DEFINE_enum("activation", "relu", ["relu", "hard_swish"], "Activation the model was trained with.")
+flags.DEFINE_enum("activation", None, list(ACTIVATIONS), "Activation the model was trained with (default: its own).")
 flags.DEFINE_integer("image_size", None, "Input size (default: as in training).")
 flags.DEFINE_string("dataset", "digits", "'digits', 'folder:/path' or a tfds name.")
 flags.DEFINE_enum("split", "eval", ["eval", "train"], "eval: the validation/test split.")

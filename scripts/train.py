@@ -18,12 +18,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import run_cleanly  # noqa: E402
 
 from keras_tinynet import training  # noqa: E402
-from keras_tinynet.spec import PRESETS  # noqa: E402
+from keras_tinynet.spec import ACTIVATIONS, PRESETS  # noqa: E402
 
 F = flags.FLAGS
 flags.DEFINE_enum("model", "ghostnet_d", list(PRESETS), "Variant to train (A..D or an original GhostNet).")
 flags.DEFINE_float("flops", None, "Train a GhostNet of this FLOPs budget (tiny formula) instead of --model.")
-flags.DEFINE_enum("activation", "relu", ["relu", "hard_swish"], "relu, or hard_swish for the paper's '+ HSwish' rows.")
+flags.DEFINE_enum("activation", None, list(ACTIVATIONS), "Default: the model's own (GhostNet relu, TinyNet swish).")
 flags.DEFINE_integer("image_size", None, "Input size (default: the variant's; 48 for the embedded digits).")
 flags.DEFINE_string("dataset", "digits", "'digits' (embedded), 'folder:/path' (ImageFolder layout) or a tfds name.")
 flags.DEFINE_string("data_dir", None, "tensorflow-datasets data directory.")
