@@ -1,4 +1,4 @@
-"""keras_tinynet: the GhostNets of TinyNet ("Model Rubik's Cube", NeurIPS 2020) for Keras 3.
+"""keras_tinynet: the GhostNets and TinyNets of "Model Rubik's Cube" (NeurIPS 2020) for Keras 3.
 
 Names are imported lazily, so `keras_tinynet.spec`, `.counting` and `.formula` (and
 `python -m keras_tinynet`) work without importing TensorFlow or Keras.
@@ -11,7 +11,7 @@ from keras_tinynet.spec import PRESETS, builder_name
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "keras_tinynet.models": ("GhostNet", *(builder_name(preset) for preset in PRESETS), "feature_pyramid"),
+    "keras_tinynet.models": ("GhostNet", "TinyNet", *(builder_name(preset) for preset in PRESETS), "feature_pyramid"),
     "keras_tinynet.imagenet": ("preprocess_input", "decode_predictions"),
     "keras_tinynet.spec": ("NetworkSpec", "get_spec", "resolve_spec", "scale", "PRESETS"),
     "keras_tinynet.counting": ("Counts", "count"),

@@ -1,4 +1,5 @@
-"""Keras pieces of a GhostNet: conv-BN-activation, ghost module, squeeze-excite, ghost bottleneck.
+"""Keras pieces of the networks: conv-BN-activation, ghost module, squeeze-excite, and the blocks of
+`spec.BLOCK_KINDS` (ghost bottleneck; EfficientNet's inverted residual and depthwise-separable block).
 
 Each function takes a symbolic tensor and returns one, naming every layer after its place in the
 network (`block7_ghost1_primary_conv`) so that weight files and converters can map layers by name.
@@ -103,14 +104,30 @@ def ghost_module(x, out_channels: int, name: str, activation: str | None, dtype=
     return layers.Concatenate(name=f"{name}_concat", dtype=dtype)([primary, cheap])
 
 
-def squeeze_excite(x, channels: int, se_channels: int, name: str, dtype=None):
-    """Channel attention: pool, 1x1 reduce + ReLU, 1x1 expand, hard-sigmoid gate relu6(x + 3) / 6."""
-    gate = layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_pool", dtype=dtype)(x)
-    gate = layers.Conv2D(se_channels, 1, kernel_initializer=CONV_INITIALIZER, name=f"{name}_reduce", dtype=dtype)(gate)
-    gate = layers.ReLU(name=f"{name}_reduce_act", dtype=dtype)(gate)
-    gate = layers.Conv2D(channels, 1, kernel_initializer=CONV_INITIALIZER, name=f"{name}_expand", dtype=dtype)(gate)
-    gate = layers.Activation("hard_sigmoid", name=f"{name}_gate", dtype=dtype)(gate)
-    return layers.Multiply(name=f"{name}_multiply", dtype=dtype)([x, gate])
+def squeeze_excite(
+    x, channels: int, se_channels: int, name: str, reduce_activation="relu", gate="hard_sigmoid", dtype=None
+):
+    """Channel attention: pool, 1x1 reduce + activation, 1x1 expand, gate.
+
+    GhostNet's is ReLU and the hard sigmoid relu6(x + 3) / 6; EfficientNet's the block activation and sigmoid.
+    """
+    weights = layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_pool", dtype=dtype)(x)
+    weights = layers.Conv2D(se_channels, 1, kernel_initializer=CONV_INITIALIZER, name=f"{name}_reduce", dtype=dtype)(
+        weights
+    )
+    weights = activation_layer(reduce_activation, f"{name}_reduce_act", dtype)(weights)
+    weights = layers.Conv2D(channels, 1, kernel_initializer=CONV_INITIALIZER, name=f"{name}_expand", dtype=dtype)(
+        weights
+    )
+    weights = layers.Activation(gate, name=f"{name}_gate", dtype=dtype)(weights)
+    return layers.Multiply(name=f"{name}_multiply", dtype=dtype)([x, weights])
+
+
+def _residual(x, shortcut, name: str, drop_rate: float, dtype):
+    if drop_rate > 0:
+        # Stochastic depth: drop the whole residual branch of a sample.
+        x = layers.Dropout(drop_rate, noise_shape=(None, 1, 1, 1), name=f"{name}_drop", dtype=dtype)(x)
+    return layers.Add(name=f"{name}_add", dtype=dtype)([x, shortcut])
 
 
 def ghost_bottleneck(
@@ -127,12 +144,36 @@ def ghost_bottleneck(
     if block.stride > 1:
         x = conv_bn(x, None, block.kernel_size, f"{name}_dw", stride=block.stride, dtype=dtype)
     if block.se_channels:
-        x = squeeze_excite(x, block.mid_channels, block.se_channels, f"{name}_se", dtype)
+        x = squeeze_excite(x, block.mid_channels, block.se_channels, f"{name}_se", dtype=dtype)
     x = ghost_module(x, block.out_channels, f"{name}_ghost2", None, dtype)
     if not block.has_identity_shortcut:
         shortcut = conv_bn(shortcut, None, block.kernel_size, f"{name}_shortcut_dw", stride=block.stride, dtype=dtype)
         shortcut = conv_bn(shortcut, block.out_channels, 1, f"{name}_shortcut", dtype=dtype)
-    if drop_rate > 0:
-        # Stochastic depth: drop the whole residual branch of a sample.
-        x = layers.Dropout(drop_rate, noise_shape=(None, 1, 1, 1), name=f"{name}_drop", dtype=dtype)(x)
-    return layers.Add(name=f"{name}_add", dtype=dtype)([x, shortcut])
+    return _residual(x, shortcut, name, drop_rate, dtype)
+
+
+def inverted_residual(
+    x,
+    block: BlockSpec,
+    name: str,
+    activation: str,
+    drop_rate: float = 0.0,
+    dtype=None,
+):
+    """EfficientNet's MBConv: 1x1 expand ("mbconv" only) -> depthwise -> SE -> 1x1 project (linear) + identity.
+
+    A "ds" block is the same without the expansion. Blocks that change width or stride have no shortcut.
+    """
+    inputs = x
+    if block.kind == "mbconv":
+        x = conv_bn(x, block.mid_channels, 1, f"{name}_expand", activation=activation, dtype=dtype)
+    x = conv_bn(x, None, block.kernel_size, f"{name}_dw", stride=block.stride, activation=activation, dtype=dtype)
+    if block.se_channels:
+        x = squeeze_excite(x, block.mid_channels, block.se_channels, f"{name}_se", activation, "sigmoid", dtype)
+    x = conv_bn(x, block.out_channels, 1, f"{name}_project", dtype=dtype)
+    if not block.has_identity_shortcut:
+        return x
+    return _residual(x, inputs, name, drop_rate, dtype)
+
+
+BLOCK_BUILDERS = {"ghost": ghost_bottleneck, "mbconv": inverted_residual, "ds": inverted_residual}

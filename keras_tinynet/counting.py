@@ -56,21 +56,44 @@ def _ghost_module(pixels: int, in_channels: int, out_channels: int) -> Counts:
     return _conv_bn(pixels, 1, in_channels, init) + _conv_bn(pixels, 3, init, init, depthwise=True)
 
 
-def _block(block, size: int) -> tuple[Counts, int]:
+def _squeeze_excite(block, out_pixels: int) -> Counts:
+    if not block.se_channels:
+        return Counts(0, 0)
+    return (
+        _conv(1, 1, block.mid_channels, block.se_channels, bias=True)
+        + _conv(1, 1, block.se_channels, block.mid_channels, bias=True)
+        + Counts(0, 0, out_pixels * block.mid_channels)
+    )
+
+
+def _inverted_residual(block, size: int) -> tuple[Counts, int]:
+    """An "mbconv" block (1x1 expand, depthwise, SE, 1x1 project) or a "ds" block (no expansion)."""
+    out_size = conv_output_size(size, block.kernel_size, block.stride)
+    out_pixels = out_size * out_size
+    total = Counts(0, 0)
+    if block.kind == "mbconv":
+        total += _conv_bn(size * size, 1, block.in_channels, block.mid_channels)
+    total += _conv_bn(out_pixels, block.kernel_size, block.mid_channels, block.mid_channels, depthwise=True)
+    total += _squeeze_excite(block, out_pixels)
+    total += _conv_bn(out_pixels, 1, block.mid_channels, block.out_channels)
+    return total, out_size
+
+
+def _ghost_bottleneck(block, size: int) -> tuple[Counts, int]:
     out_size = conv_output_size(size, block.kernel_size, block.stride)
     in_pixels, out_pixels = size * size, out_size * out_size
     total = _ghost_module(in_pixels, block.in_channels, block.mid_channels)
     if block.stride > 1:
         total += _conv_bn(out_pixels, block.kernel_size, block.mid_channels, block.mid_channels, depthwise=True)
-    if block.se_channels:
-        total += _conv(1, 1, block.mid_channels, block.se_channels, bias=True)
-        total += _conv(1, 1, block.se_channels, block.mid_channels, bias=True)
-        total += Counts(0, 0, out_pixels * block.mid_channels)
+    total += _squeeze_excite(block, out_pixels)
     total += _ghost_module(out_pixels, block.mid_channels, block.out_channels)
     if not block.has_identity_shortcut:
         total += _conv_bn(out_pixels, block.kernel_size, block.in_channels, block.in_channels, depthwise=True)
         total += _conv_bn(out_pixels, 1, block.in_channels, block.out_channels)
     return total, out_size
+
+
+_BLOCK_COUNTERS = {"ghost": _ghost_bottleneck, "mbconv": _inverted_residual, "ds": _inverted_residual}
 
 
 def count(
@@ -88,10 +111,12 @@ def count(
     size = conv_output_size(size, 3, 2)
     total = _conv_bn(size * size, 3, input_channels, spec.stem_channels)
     for block in spec.blocks:
-        block_counts, size = _block(block, size)
+        block_counts, size = _BLOCK_COUNTERS[block.kind](block, size)
         total += block_counts
     total += _conv_bn(size * size, 1, spec.blocks[-1].out_channels, spec.final_channels)
     if include_top:
-        total += _conv(1, 1, spec.final_channels, spec.head_channels, bias=True)
-        total += Counts(spec.head_channels * classes + classes, spec.head_channels * classes)
+        features = spec.head_channels or spec.final_channels
+        if spec.head_channels:
+            total += _conv(1, 1, spec.final_channels, spec.head_channels, bias=True)
+        total += Counts(features * classes + classes, features * classes)
     return total

@@ -1,9 +1,10 @@
-"""The tiny formula: a GhostNet for any FLOPs budget, by twisting resolution, depth and width.
+"""The tiny formula: a network for any FLOPs budget, by twisting resolution, depth and width of a base.
 
 The paper fits resolution and depth as smooth functions of the FLOPs ratio c with Gaussian-process
 regression over the best small models it found, then sets the width from the FLOPs constraint.
 Its fitted curves were never released, so this module refits them on the published TinyNet points
-(ratios of EfficientNet-B0) and applies them to GhostNet-A: c = budget / FLOPs(GhostNet-A).
+(ratios of EfficientNet-B0) and applies them to a base architecture of `spec.ARCHITECTURES`:
+GhostNet-A (the default) or EfficientNet-B0 itself, with c = budget / FLOPs(base).
 Width is solved numerically against the real FLOPs counter, because stems, heads and depthwise
 convolutions do not scale with width squared. Plain numpy, no TensorFlow.
 """
@@ -17,7 +18,7 @@ import math
 import numpy as np
 
 from keras_tinynet.counting import Counts, count
-from keras_tinynet.spec import TINYNET_GHOSTNET, Architecture, NetworkSpec, scale
+from keras_tinynet.spec import ARCHITECTURES, TINYNET_GHOSTNET, Architecture, NetworkSpec, scale
 
 # (c, resolution r, width w, depth d) of EfficientNet-B0 and TinyNet-A..E (Table 3 of the paper).
 TINYNET_POINTS = (
@@ -123,15 +124,19 @@ def tiny_formula(
     flops: float | None = None,
     *,
     ratio: float | None = None,
-    architecture: Architecture = TINYNET_GHOSTNET,
+    base: str = TINYNET_GHOSTNET.name,
     name: str | None = None,
 ) -> TinyConfig:
-    """Twists GhostNet-A to a FLOPs budget: absolute `flops`, or `ratio` of GhostNet-A's FLOPs.
+    """Twists the `base` architecture to a FLOPs budget: absolute `flops`, or `ratio` of the base's FLOPs.
 
     Resolution and depth come from the Gaussian-process curves; the width is solved so that the
     network's FLOPs (at its own image size) land as close to the budget as the channel rounding
-    allows. Example: `tiny_formula(200e6).spec` is a 200M-FLOPs GhostNet.
+    allows. Example: `tiny_formula(200e6).spec` is a 200M-FLOPs GhostNet,
+    `tiny_formula(200e6, base="efficientnet_b0").spec` a 200M-FLOPs TinyNet.
     """
+    if base not in ARCHITECTURES:
+        raise ValueError(f"`base` must be one of {', '.join(ARCHITECTURES)}; received base={base!r}.")
+    architecture = ARCHITECTURES[base]
     full = base_flops(architecture)
     if (flops is None) == (ratio is None):
         raise ValueError(f"Pass exactly one of `flops` and `ratio`; received flops={flops!r}, ratio={ratio!r}.")
@@ -148,7 +153,7 @@ def tiny_formula(
         )
     budget = ratio * full
     resolution, depth = resolution_and_depth(ratio)
-    name = name or f"ghostnet_tiny_{budget / 1e6:.0f}m"
+    name = name or f"{architecture.family}_tiny_{budget / 1e6:.0f}m"
     fitted_size = max(32, round(architecture.default_size * resolution))
     # Channel rounding makes FLOPs a step function of width; trying the image sizes next to the
     # fitted one finds a step within the tolerance, preferring the size closest to the fit.

@@ -1,4 +1,4 @@
-"""Keras functional builders: one `GhostNet` builder from a spec, and the named variants.
+"""Keras functional builders: one `build` from a spec, its `GhostNet` and `TinyNet` faces, and the named variants.
 
 The public signature mirrors keras.applications (include_top, weights, input_tensor, input_shape,
 pooling, classes, classifier_activation, include_preprocessing, name), plus the knobs of this
@@ -22,15 +22,55 @@ from keras_tinynet.spec import (
     NetworkSpec,
     builder_name,
     get_spec,
+    model_name,
     resolve_spec,
 )
 from keras_tinynet.weights import loading, registry
 
 
-def GhostNet(
+@keras.saving.register_keras_serializable(package="keras_tinynet")
+class Network(keras.Model):
+    """A functional keras.Model that keeps its own dtype policy through get_config, from_config and `.keras`.
+
+    Keras' functional models save their layers' policies but not their own, and compile() reads the
+    model's policy to wrap the optimizer in a LossScaleOptimizer under mixed_float16.
+    """
+
+    def get_config(self):
+        return {**super().get_config(), "dtype": keras.dtype_policies.serialize(self.dtype_policy)}
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        dtype = config.pop("dtype", None)
+        model = super().from_config(config, custom_objects)
+        if dtype is not None:
+            model.dtype_policy = keras.dtype_policies.deserialize(dtype)
+        return model
+
+
+def GhostNet(spec: NetworkSpec | str | dict | None = None, *, flops: float | None = None, **kwargs) -> keras.Model:
+    """Builds a GhostNet from a `spec` (a NetworkSpec, a preset name or a spec dict) or a `flops` budget.
+
+    `GhostNet(flops=200e6)` runs the tiny formula on GhostNet-A and builds a 200M-FLOPs GhostNet at the
+    image size it chose. All other arguments are those of `build` and the variant builders (see `GhostNetA`).
+    """
+    return build(spec, flops=flops, base="ghostnet_a", **kwargs)
+
+
+def TinyNet(spec: NetworkSpec | str | dict | None = None, *, flops: float | None = None, **kwargs) -> keras.Model:
+    """Builds a TinyNet from a `spec` or a `flops` budget: the tiny formula on EfficientNet-B0, as in the paper.
+
+    `TinyNet(flops=100e6)` is a 100M-FLOPs TinyNet; other arguments as `build` and `TinyNetA`.
+    """
+    return build(spec, flops=flops, base="efficientnet_b0", **kwargs)
+
+
+def build(
     spec: NetworkSpec | str | dict | None = None,
     *,
     flops: float | None = None,
+    base: str = "ghostnet_a",
     include_top: bool = True,
     weights: str | None = None,
     input_tensor=None,
@@ -39,20 +79,19 @@ def GhostNet(
     classes: int = 1000,
     classifier_activation="softmax",
     include_preprocessing: bool = True,
-    activation: str = "relu",
+    activation: str | None = None,
     dropout_rate: float = 0.2,
     drop_connect_rate: float = 0.0,
     dtype=None,
     name: str | None = None,
 ) -> keras.Model:
-    """Builds a GhostNet from a `spec` (a NetworkSpec, a preset name or a spec dict) or a `flops` budget.
-
-    `GhostNet(flops=200e6)` runs the tiny formula and builds a 200M-FLOPs GhostNet at the image size
-    it chose. All other arguments are those of the variant builders (see `GhostNetA`).
+    """The one builder of every network: a `spec` (a NetworkSpec, a preset name or a spec dict), or a
+    `flops` budget for the tiny formula on the `base` architecture. `activation` None is the spec's own.
     """
     if (spec is None) == (flops is None):
         raise ValueError(f"Pass exactly one of `spec` and `flops`; received spec={spec!r}, flops={flops!r}.")
-    spec = resolve_spec(spec=spec) if flops is None else resolve_spec(flops=flops)
+    spec = resolve_spec(spec=spec) if flops is None else resolve_spec(flops=flops, base=base)
+    activation = spec.activation if activation is None else activation
     if activation not in ACTIVATIONS:
         raise ValueError(f"`activation` must be one of {ACTIVATIONS}; received activation={activation!r}.")
     for arg, rate in (("dropout_rate", dropout_rate), ("drop_connect_rate", drop_connect_rate)):
@@ -65,7 +104,7 @@ def GhostNet(
     _check_weights_argument(weights, include_top, classes)
     if keras.config.image_data_format() != "channels_last":
         raise ValueError(
-            "GhostNet supports only the 'channels_last' image data format; received "
+            "keras_tinynet supports only the 'channels_last' image data format; received "
             f"keras.config.image_data_format()={keras.config.image_data_format()!r}."
         )
 
@@ -87,17 +126,18 @@ def GhostNet(
     pyramid = {}
     for index, block in enumerate(spec.blocks):
         drop_rate = drop_connect_rate * index / len(spec.blocks)
-        x = B.ghost_bottleneck(x, block, f"block{index}", activation, drop_rate, dtype)
+        x = B.BLOCK_BUILDERS[block.kind](x, block, f"block{index}", activation, drop_rate, dtype)
         if index in stage_ends:
             pyramid[f"P{len(pyramid) + 1}"] = x
     x = B.conv_bn(x, spec.final_channels, 1, "final", activation=activation, dtype=dtype)
 
     if include_top:
         x = layers.GlobalAveragePooling2D(keepdims=True, name="avg_pool", dtype=dtype)(x)
-        x = layers.Conv2D(spec.head_channels, 1, kernel_initializer=B.CONV_INITIALIZER, name="conv_head", dtype=dtype)(
-            x
-        )
-        x = B.activation_layer(activation, "conv_head_act", dtype)(x)
+        if spec.head_channels:
+            x = layers.Conv2D(
+                spec.head_channels, 1, kernel_initializer=B.CONV_INITIALIZER, name="conv_head", dtype=dtype
+            )(x)
+            x = B.activation_layer(activation, "conv_head_act", dtype)(x)
         x = layers.Flatten(name="flatten", dtype=dtype)(x)
         if dropout_rate > 0:
             x = layers.Dropout(dropout_rate, name="top_dropout", dtype=dtype)(x)
@@ -117,9 +157,10 @@ def GhostNet(
         x = as_float32(x, "features")
 
     inputs = keras.utils.get_source_inputs(input_tensor) if input_tensor is not None else image_input
-    if name is None:
-        name = spec.name + ("_hswish" if activation == "hard_swish" else "")
-    model = keras.Model(inputs, x, name=name)
+    model = Network(inputs, x, name=model_name(spec, activation) if name is None else name)
+    if dtype is not None:
+        # The model's own policy, not only its layers': compile() adds loss scaling under mixed_float16.
+        model.dtype_policy = keras.dtype_policies.get(dtype)
     model.pyramid_outputs = pyramid  # keras-hub's name: the stage outputs at strides 2..32, from the spec
     if registry.is_tag(weights):
         loading.load_pretrained_weights(model, spec.name, weights)
@@ -231,7 +272,8 @@ Args:
     classes: number of classes to classify images into, with `include_top`.
     classifier_activation: activation of the top layer (`None` for logits), with `include_top`.
     include_preprocessing: whether the model rescales and normalizes its input itself.
-    activation: `"relu"` (the paper's base rows) or `"hard_swish"` (its "+ HSwish" rows).
+    activation: `"relu"`, `"hard_swish"` or `"swish"`; defaults to the family's (GhostNet: relu, the paper's
+        base rows, hard_swish its "+ HSwish" rows; TinyNet: swish).
     dropout_rate: dropout before the classifier.
     drop_connect_rate: stochastic depth, growing linearly to this rate over the blocks.
     dtype: dtype or policy of every layer (the classifier stays float32; outputs are float32).
@@ -254,13 +296,13 @@ def _variant(preset_name: str):
         classes=1000,
         classifier_activation="softmax",
         include_preprocessing=True,
-        activation="relu",
+        activation=PRESETS[preset_name].architecture.activation,
         dropout_rate=0.2,
         drop_connect_rate=0.0,
         dtype=None,
         name=None,
     ):
-        return GhostNet(preset_name, **{k: v for k, v in locals().items() if k != "preset_name"})
+        return build(preset_name, **{k: v for k, v in locals().items() if k != "preset_name"})
 
     spec = get_spec(preset_name)
     counts = count(spec)

@@ -1,11 +1,12 @@
-"""The GhostNet family as data: architecture tables, their scaling, and the named presets.
+"""The GhostNets and TinyNets as data: architecture tables, their scaling, and the named presets.
 
 Plain Python on purpose (no TensorFlow import): the spec is what the FLOPs counter, the tiny formula
 and the Keras builders all read, so it must be cheap to import, print and serialize.
 
 Two levels:
 - an `Architecture` is an unscaled table of rows plus the rounding rules of its family
-  (the TinyNet GhostNet-A table, or the original CVPR 2020 GhostNet table);
+  (the TinyNet GhostNet-A table, the original CVPR 2020 GhostNet table, or EfficientNet-B0, the base
+  of the paper's own TinyNet-A..E);
 - a `NetworkSpec` is one concrete network: every block with its exact widths, and the image size.
   `scale(architecture, resolution, depth, width)` turns the first into the second.
 """
@@ -18,7 +19,11 @@ import math
 import os
 
 MIN_SIZE = 32  # smallest input height and width: five stride-2 stages leave a 1x1 map
-ACTIVATIONS = ("relu", "hard_swish")  # the paper's base rows, and its "+ HSwish" rows
+ACTIVATIONS = ("relu", "hard_swish", "swish")  # GhostNet's base rows, its "+ HSwish" rows, and TinyNet-A..E
+# Block kinds: GhostNet's ghost bottleneck, EfficientNet's inverted residual ("mbconv": 1x1 expand,
+# depthwise, SE, 1x1 project) and its depthwise-separable first block ("ds": mbconv without the expansion).
+BLOCK_KINDS = ("ghost", "mbconv", "ds")
+ACTIVATION_SUFFIXES = {"relu": "_relu", "hard_swish": "_hswish", "swish": "_swish"}
 
 
 def make_divisible(value: float, divisor: int) -> int:
@@ -33,14 +38,28 @@ def make_divisible(value: float, divisor: int) -> int:
 
 
 @dataclasses.dataclass(frozen=True)
+class Preprocessing:
+    """How the images of this family are prepared (timm's per-variant data config)."""
+
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    crop_pct: float = 0.875
+    interpolation: str = "bicubic"
+
+
+IMAGENET_PREPROCESSING = Preprocessing()
+
+
+@dataclasses.dataclass(frozen=True)
 class Row:
-    """One row of an architecture table: `repeats` ghost bottlenecks with the same output width.
+    """One row of an architecture table: `repeats` blocks of one `kind` with the same output width.
 
     The expanded ("mid") width comes either from the block's input width times `expand_ratio`
-    (TinyNet's GhostNet-A table) or from a fixed `mid_channels` scaled by the width multiplier
-    (the original GhostNet table); exactly one of the two is set. `se_reduction` divides the
-    mid width to give the squeeze-excite width (0: no squeeze-excite). The first block of a row
-    has `stride` and `kernel_size`; repeated blocks have stride 1 and `rest_kernel_size`.
+    (TinyNet's GhostNet-A table, EfficientNet) or from a fixed `mid_channels` scaled by the width
+    multiplier (the original GhostNet table); exactly one of the two is set. The squeeze-excite width
+    is the mid width divided by `se_reduction` (GhostNet), or `se_ratio` of the block's input width
+    (EfficientNet, computed from the mid width as timm does); neither: no squeeze-excite. The first
+    block of a row has `stride` and `kernel_size`; repeated blocks have stride 1 and `rest_kernel_size`.
     """
 
     out_channels: int
@@ -51,12 +70,21 @@ class Row:
     expand_ratio: float | None = None
     mid_channels: int | None = None
     se_reduction: int = 0
+    se_ratio: float = 0.0
+    kind: str = "ghost"
 
     def __post_init__(self):
         if (self.expand_ratio is None) == (self.mid_channels is None):
             raise ValueError(
                 "Row needs exactly one of `expand_ratio` and `mid_channels`; received "
                 f"expand_ratio={self.expand_ratio}, mid_channels={self.mid_channels}."
+            )
+        if self.kind not in BLOCK_KINDS:
+            raise ValueError(f"Row `kind` must be one of {BLOCK_KINDS}; received kind={self.kind!r}.")
+        if self.se_ratio and (self.se_reduction or self.expand_ratio is None):
+            raise ValueError(
+                "Row `se_ratio` needs `expand_ratio` and no `se_reduction`; received "
+                f"se_ratio={self.se_ratio}, se_reduction={self.se_reduction}, expand_ratio={self.expand_ratio}."
             )
 
 
@@ -74,11 +102,21 @@ class Architecture:
     se_divisor: int
     head_divisor: int
     scale_head: bool  # the original GhostNet keeps conv_head at 1280 for every width
+    family: str = "ghostnet"  # the prefix of the networks the tiny formula names
+    channel_divisor: int = 4  # stem and block output widths are multiples of it
+    fix_stem: bool = False  # TinyNet keeps EfficientNet's 32-channel stem at every width
+    final_never_below_base: bool = False  # TinyNet: final conv max(1280, 1280 * width rounded)
+    depth_per_row: bool = False  # scale each row's repeats alone (timm's EfficientNet), not per stride stage
+    activation: str = "relu"
+    preprocessing: Preprocessing = IMAGENET_PREPROCESSING
 
 
 @dataclasses.dataclass(frozen=True)
 class BlockSpec:
-    """One ghost bottleneck with its exact widths (`se_channels` 0: no squeeze-excite)."""
+    """One block of a `kind` in BLOCK_KINDS with its exact widths (`se_channels` 0: no squeeze-excite).
+
+    `mid_channels` is the expanded width the depthwise convolution runs at (a "ds" block's input width).
+    """
 
     in_channels: int
     mid_channels: int
@@ -86,21 +124,23 @@ class BlockSpec:
     kernel_size: int
     stride: int
     se_channels: int
+    kind: str = "ghost"
 
     @property
     def has_identity_shortcut(self) -> bool:
         return self.in_channels == self.out_channels and self.stride == 1
 
 
-_BLOCK_COLUMNS = ("in_channels", "mid_channels", "out_channels", "kernel_size", "stride", "se_channels")
+_BLOCK_COLUMNS = tuple(field.name for field in dataclasses.fields(BlockSpec))  # rows without `kind` are ghost
 
 
 @dataclasses.dataclass(frozen=True)
 class NetworkSpec:
-    """A concrete GhostNet: stem, ghost bottlenecks, final 1x1 conv and conv_head, at an image size.
+    """A concrete network: stem, blocks, final 1x1 conv and conv_head, at an image size, with its activation.
 
     The stem halves the resolution, and every stride-2 block halves it again; the network has five
-    feature stages (strides 2, 4, 8, 16, 32), so exactly four blocks have stride 2.
+    feature stages (strides 2, 4, 8, 16, 32), so exactly four blocks have stride 2. `head_channels`
+    0 means no conv_head: the classifier follows the pooled final conv (EfficientNet, TinyNet).
     """
 
     name: str
@@ -109,12 +149,16 @@ class NetworkSpec:
     blocks: tuple[BlockSpec, ...]
     final_channels: int
     head_channels: int
+    activation: str = "relu"
 
     def __post_init__(self):
         object.__setattr__(self, "blocks", tuple(self.blocks))
         _check_positive_int("default_size", self.default_size, minimum=MIN_SIZE)
-        for field in ("stem_channels", "final_channels", "head_channels"):
+        for field in ("stem_channels", "final_channels"):
             _check_positive_int(field, getattr(self, field))
+        _check_positive_int("head_channels", self.head_channels, minimum=0)
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"`activation` must be one of {ACTIVATIONS}; received activation={self.activation!r}.")
         if not self.blocks:
             raise ValueError(f"NetworkSpec {self.name!r} needs at least one block; received none.")
         previous = self.stem_channels
@@ -132,6 +176,13 @@ class NetworkSpec:
                 raise ValueError(f"{where}: stride must be 1 or 2; received {block.stride}.")
             if block.se_channels < 0:
                 raise ValueError(f"{where}: se_channels must be >= 0; received {block.se_channels}.")
+            if block.kind not in BLOCK_KINDS:
+                raise ValueError(f"{where}: kind must be one of {BLOCK_KINDS}; received {block.kind!r}.")
+            if block.kind == "ds" and block.mid_channels != block.in_channels:
+                raise ValueError(
+                    f"{where}: a 'ds' block has no expansion, so mid_channels must equal in_channels "
+                    f"{block.in_channels}; received {block.mid_channels}."
+                )
             previous = block.out_channels
         strided = sum(block.stride == 2 for block in self.blocks)
         if strided != 4:
@@ -154,20 +205,23 @@ class NetworkSpec:
             "blocks": [dataclasses.astuple(block) for block in self.blocks],
             "final_channels": self.final_channels,
             "head_channels": self.head_channels,
+            "activation": self.activation,
         }
 
     @classmethod
     def from_dict(cls, config: dict) -> NetworkSpec:
-        expected = {"name", "default_size", "stem_channels", "blocks", "final_channels", "head_channels"}
-        if set(config) != expected:
+        """Reads `to_dict()`, also of older versions (no `activation`: relu; block rows without `kind`: ghost)."""
+        required = {"name", "default_size", "stem_channels", "blocks", "final_channels", "head_channels"}
+        if not required <= set(config) <= required | {"activation"}:
             raise ValueError(
-                f"A NetworkSpec dict needs exactly the keys {sorted(expected)}; received {sorted(config)}."
+                f"A NetworkSpec dict needs the keys {sorted(required)} and optionally 'activation'; "
+                f"received {sorted(config)}."
             )
         blocks = []
         for index, row in enumerate(config["blocks"]):
             if isinstance(row, dict):
                 blocks.append(BlockSpec(**row))
-            elif len(row) == len(_BLOCK_COLUMNS):
+            elif len(row) in (len(_BLOCK_COLUMNS) - 1, len(_BLOCK_COLUMNS)):
                 blocks.append(BlockSpec(*row))
             else:
                 raise ValueError(f"blocks[{index}] must list {', '.join(_BLOCK_COLUMNS)}; received {row!r}.")
@@ -177,8 +231,10 @@ class NetworkSpec:
         """The network as a readable block table (stride is the feature-map stride after the block)."""
         lines = [
             f"{self.name}: {self.default_size}x{self.default_size}, stem {self.stem_channels}, "
-            f"{len(self.blocks)} blocks, final conv {self.final_channels}, conv_head {self.head_channels}",
-            f"{'block':>5} {'k':>2} {'stride':>6} {'in':>5} {'mid':>5} {'out':>5} {'se':>4} {'shortcut':>8}",
+            f"{len(self.blocks)} blocks, final conv {self.final_channels}, conv_head {self.head_channels or 'none'}, "
+            f"{self.activation}",
+            f"{'block':>5} {'kind':>6} {'k':>2} {'stride':>6} {'in':>5} {'mid':>5} {'out':>5} {'se':>4} "
+            f"{'shortcut':>8}",
         ]
         feature_stride = 2
         for index, block in enumerate(self.blocks):
@@ -186,8 +242,8 @@ class NetworkSpec:
             shortcut = "identity" if block.has_identity_shortcut else "conv"
             se = block.se_channels or "-"
             lines.append(
-                f"{index:>5} {block.kernel_size:>2} {'/' + str(feature_stride):>6} {block.in_channels:>5} "
-                f"{block.mid_channels:>5} {block.out_channels:>5} {se:>4} {shortcut:>8}"
+                f"{index:>5} {block.kind:>6} {block.kernel_size:>2} {'/' + str(feature_stride):>6} "
+                f"{block.in_channels:>5} {block.mid_channels:>5} {block.out_channels:>5} {se:>4} {shortcut:>8}"
             )
         return "\n".join(lines)
 
@@ -242,21 +298,33 @@ def scale(
             f"`resolution`={resolution} gives an image size of {image_size} for {architecture.name}; "
             f"the smallest image size is {MIN_SIZE}."
         )
+    rows = architecture.rows
+    depth_groups = [[index] for index in range(len(rows))] if architecture.depth_per_row else feature_stages(rows)
     repeats: list[int] = []
-    for stage in feature_stages(architecture.rows):
-        repeats += scale_stage_depth([architecture.rows[i].repeats for i in stage], depth)
+    for group in depth_groups:
+        repeats += scale_stage_depth([rows[i].repeats for i in group], depth)
 
-    stem = make_divisible(architecture.stem_channels * width, 4)
+    divisor = architecture.channel_divisor
+    stem = (
+        architecture.stem_channels if architecture.fix_stem else make_divisible(architecture.stem_channels * width, 4)
+    )
     blocks = []
     in_channels = stem
-    for row, count in zip(architecture.rows, repeats):
-        out_channels = make_divisible(row.out_channels * width, 4)
+    for row, count in zip(rows, repeats):
+        out_channels = make_divisible(row.out_channels * width, divisor)
         for repeat in range(count):
-            if row.expand_ratio is not None:
+            if row.kind == "ds":
+                mid = in_channels
+            elif row.expand_ratio is not None:
                 mid = make_divisible(in_channels * row.expand_ratio, architecture.mid_divisor)
             else:
                 mid = make_divisible(row.mid_channels * width, architecture.mid_divisor)
-            se = make_divisible(mid // row.se_reduction, architecture.se_divisor) if row.se_reduction else 0
+            if row.se_reduction:
+                se = make_divisible(mid // row.se_reduction, architecture.se_divisor)
+            elif row.se_ratio:  # timm: the ratio of the input width, applied to the mid width over the expansion
+                se = round(mid * row.se_ratio / row.expand_ratio)
+            else:
+                se = 0
             first = repeat == 0
             blocks.append(
                 BlockSpec(
@@ -266,18 +334,24 @@ def scale(
                     kernel_size=row.kernel_size if first else row.rest_kernel_size,
                     stride=row.stride if first else 1,
                     se_channels=se,
+                    kind=row.kind,
                 )
             )
             in_channels = out_channels
 
+    final = make_divisible(architecture.final_channels * width, architecture.head_divisor)
+    if architecture.final_never_below_base:
+        final = max(architecture.final_channels, final)
     head_width = width if architecture.scale_head else 1.0
+    head = make_divisible(architecture.head_channels * head_width, architecture.head_divisor)
     return NetworkSpec(
         name=name or architecture.name,
         default_size=image_size,
         stem_channels=stem,
         blocks=tuple(blocks),
-        final_channels=make_divisible(architecture.final_channels * width, architecture.head_divisor),
-        head_channels=make_divisible(architecture.head_channels * head_width, architecture.head_divisor),
+        final_channels=final,
+        head_channels=head if architecture.head_channels else 0,
+        activation=architecture.activation,
     )
 
 
@@ -327,6 +401,23 @@ def _original_rows() -> tuple[Row, ...]:
     )
 
 
+def _efficientnet_b0_rows() -> tuple[Row, ...]:
+    # (kind, expand ratio, out, stride, repeats, kernel), as timm's `_gen_tinynet`; SE a quarter of the input width.
+    table = [
+        ("ds", 1, 16, 1, 1, 3),
+        ("mbconv", 6, 24, 2, 2, 3),
+        ("mbconv", 6, 40, 2, 2, 5),
+        ("mbconv", 6, 80, 2, 3, 3),
+        ("mbconv", 6, 112, 1, 3, 5),
+        ("mbconv", 6, 192, 2, 4, 5),
+        ("mbconv", 6, 320, 1, 1, 3),
+    ]
+    return tuple(
+        Row(out, repeats=n, stride=s, kernel_size=k, rest_kernel_size=k, expand_ratio=ratio, se_ratio=0.25, kind=kind)
+        for kind, ratio, out, s, n, k in table
+    )
+
+
 TINYNET_GHOSTNET = Architecture(
     name="ghostnet_a",
     rows=_tinynet_rows(),
@@ -364,6 +455,9 @@ class Preset:
     width: float
     title: str
     description: str
+    # timm's model of the same network (ghostnet_150: built by timm's GhostNet code, not registered),
+    # whose checkpoints weights/conversion.py converts; None: no timm counterpart.
+    timm_model: str | None = None
 
     def spec(self, name: str) -> NetworkSpec:
         resolution = self.image_size / self.architecture.default_size
@@ -373,23 +467,75 @@ class Preset:
 # B, C and D are a reconstruction: the paper never published their (r, d, w). These values reproduce
 # Table 1's parameters and FLOPs within 1% and follow the TinyNet trend (resolution and depth shrink
 # before width). See README "How GhostNet-B/C/D were reconstructed".
+EFFICIENTNET_B0 = Architecture(
+    name="efficientnet_b0",
+    rows=_efficientnet_b0_rows(),
+    default_size=224,
+    stem_channels=32,
+    final_channels=1280,
+    head_channels=0,
+    mid_divisor=8,
+    se_divisor=1,
+    head_divisor=8,
+    scale_head=False,
+    family="tinynet",
+    channel_divisor=8,
+    fix_stem=True,
+    final_never_below_base=True,
+    depth_per_row=True,
+    activation="swish",
+)
+
+ARCHITECTURES = {architecture.name: architecture for architecture in (TINYNET_GHOSTNET, EFFICIENTNET_B0)}
+"""The bases the tiny formula twists, by name."""
+
+
 PRESETS: dict[str, Preset] = {
     "ghostnet_a": Preset(TINYNET_GHOSTNET, 240, 1.00, 1.000, "GhostNet-A", "TinyNet GhostNet-A (the table)"),
     "ghostnet_b": Preset(TINYNET_GHOSTNET, 205, 1.08, 0.805, "GhostNet-B", "GhostNet-A twisted to 300M FLOPs"),
     "ghostnet_c": Preset(TINYNET_GHOSTNET, 187, 0.76, 0.675, "GhostNet-C", "GhostNet-A twisted to 141M FLOPs"),
     "ghostnet_d": Preset(TINYNET_GHOSTNET, 145, 0.50, 0.520, "GhostNet-D", "GhostNet-A twisted to 52M FLOPs"),
-    "ghostnet_050": Preset(ORIGINAL_GHOSTNET, 224, 1.0, 0.5, "GhostNet 0.5x", "original GhostNet 0.5x (CVPR 2020)"),
-    "ghostnet_100": Preset(ORIGINAL_GHOSTNET, 224, 1.0, 1.0, "GhostNet 1.0x", "original GhostNet 1.0x (CVPR 2020)"),
-    "ghostnet_130": Preset(ORIGINAL_GHOSTNET, 224, 1.0, 1.3, "GhostNet 1.3x", "original GhostNet 1.3x (CVPR 2020)"),
-    "ghostnet_150": Preset(ORIGINAL_GHOSTNET, 224, 1.0, 1.5, "GhostNet 1.5x", "original GhostNet 1.5x (CVPR 2020)"),
+    "ghostnet_050": Preset(
+        ORIGINAL_GHOSTNET, 224, 1.0, 0.5, "GhostNet 0.5x", "original GhostNet 0.5x (CVPR 2020)", "ghostnet_050"
+    ),
+    "ghostnet_100": Preset(
+        ORIGINAL_GHOSTNET, 224, 1.0, 1.0, "GhostNet 1.0x", "original GhostNet 1.0x (CVPR 2020)", "ghostnet_100"
+    ),
+    "ghostnet_130": Preset(
+        ORIGINAL_GHOSTNET, 224, 1.0, 1.3, "GhostNet 1.3x", "original GhostNet 1.3x (CVPR 2020)", "ghostnet_130"
+    ),
+    "ghostnet_150": Preset(
+        ORIGINAL_GHOSTNET, 224, 1.0, 1.5, "GhostNet 1.5x", "original GhostNet 1.5x (CVPR 2020)", "ghostnet_150"
+    ),
+    # The paper's own TinyNets: EfficientNet-B0 twisted by (r, d, w), image sizes int(224 r) as timm's.
+    "tinynet_a": Preset(
+        EFFICIENTNET_B0, 192, 1.2, 1.0, "TinyNet-A", "EfficientNet-B0 twisted by (0.86, 1.2, 1.0)", "tinynet_a"
+    ),
+    "tinynet_b": Preset(
+        EFFICIENTNET_B0, 188, 1.1, 0.75, "TinyNet-B", "EfficientNet-B0 twisted by (0.84, 1.1, 0.75)", "tinynet_b"
+    ),
+    "tinynet_c": Preset(
+        EFFICIENTNET_B0, 184, 0.85, 0.54, "TinyNet-C", "EfficientNet-B0 twisted by (0.825, 0.85, 0.54)", "tinynet_c"
+    ),
+    "tinynet_d": Preset(
+        EFFICIENTNET_B0, 152, 0.695, 0.54, "TinyNet-D", "EfficientNet-B0 twisted by (0.68, 0.695, 0.54)", "tinynet_d"
+    ),
+    "tinynet_e": Preset(
+        EFFICIENTNET_B0, 106, 0.6, 0.51, "TinyNet-E", "EfficientNet-B0 twisted by (0.475, 0.6, 0.51)", "tinynet_e"
+    ),
 }
 
 
 def get_spec(name: str) -> NetworkSpec:
     """The NetworkSpec of a named preset, e.g. `get_spec("ghostnet_b")`."""
     if name not in PRESETS:
-        raise ValueError(f"Unknown GhostNet variant `name`={name!r}; available: {', '.join(PRESETS)}.")
+        raise ValueError(f"Unknown variant `name`={name!r}; available: {', '.join(PRESETS)}.")
     return PRESETS[name].spec(name)
+
+
+def model_name(spec: NetworkSpec, activation: str) -> str:
+    """The spec's name, suffixed with the activation where it is not the spec's own (ghostnet_a_hswish)."""
+    return spec.name + ("" if activation == spec.activation else ACTIVATION_SUFFIXES[activation])
 
 
 def builder_name(preset: str) -> str:
@@ -398,9 +544,12 @@ def builder_name(preset: str) -> str:
     return "".join(part.capitalize() for part in family.split("_")).replace("net", "Net") + variant.upper()
 
 
-def resolve_spec(model: str | None = None, *, flops: float | None = None, spec=None) -> NetworkSpec:
-    """The NetworkSpec of exactly one of: a preset name (`model`), a FLOPs budget (the tiny formula), or a
-    `spec` (a NetworkSpec, its dict, a preset name, or the path of a JSON file of `NetworkSpec.to_dict()`)."""
+def resolve_spec(
+    model: str | None = None, *, flops: float | None = None, spec=None, base: str = "ghostnet_a"
+) -> NetworkSpec:
+    """The NetworkSpec of exactly one of: a preset name (`model`), a FLOPs budget (the tiny formula on the
+    `base` architecture), or a `spec` (a NetworkSpec, its dict, a preset name, or the path of a JSON file
+    of `NetworkSpec.to_dict()`)."""
     given = {k: v for k, v in (("model", model), ("flops", flops), ("spec", spec)) if v is not None}
     if len(given) != 1:
         raise ValueError(
@@ -418,7 +567,7 @@ def resolve_spec(model: str | None = None, *, flops: float | None = None, spec=N
         if isinstance(flops, bool) or not isinstance(flops, (int, float)) or not flops > 0:
             raise ValueError(f"`flops` must be a positive number such as 200e6; received flops={flops!r}.")
         try:
-            return tiny_formula(float(flops)).spec
+            return tiny_formula(float(flops), base=base).spec
         except ValueError as error:
             raise ValueError(f"`flops`={flops:g}: {error}") from None
     if isinstance(spec, NetworkSpec):
@@ -443,16 +592,3 @@ def resolve_spec(model: str | None = None, *, flops: float | None = None, spec=N
         f"`spec` must be a NetworkSpec, a variant name ({', '.join(PRESETS)}), a spec dict or a JSON file path; "
         f"received spec={spec!r}."
     )
-
-
-@dataclasses.dataclass(frozen=True)
-class Preprocessing:
-    """How the images of this family are prepared (timm's per-variant data config)."""
-
-    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
-    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
-    crop_pct: float = 0.875
-    interpolation: str = "bicubic"
-
-
-IMAGENET_PREPROCESSING = Preprocessing()

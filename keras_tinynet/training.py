@@ -24,8 +24,8 @@ import tensorflow as tf
 from keras_tinynet import _compat
 from keras_tinynet import data as data_lib
 from keras_tinynet.files import write_atomically
-from keras_tinynet.models import GhostNet
-from keras_tinynet.spec import get_spec
+from keras_tinynet.models import build
+from keras_tinynet.spec import PRESETS, get_spec
 from keras_tinynet.weights import registry
 from keras_tinynet.weights.loading import load_pretrained_weights, load_weights
 
@@ -51,7 +51,9 @@ class TrainConfig:
     flops: float | None = _option(
         None, "Train the network the tiny formula builds for this FLOPs budget (e.g. 200M) instead of --model."
     )
-    activation: str = _option("relu", "relu, or hard_swish for the paper's '+ HSwish' rows.")
+    activation: str | None = _option(
+        None, "Default: the model's own (GhostNet relu, TinyNet swish); hard_swish for the paper's '+ HSwish' rows."
+    )
     image_size: int | None = _option(None, "Input size (default: the model's; 48 for the embedded digits).")
     dataset: str = _option("digits", "'digits' (embedded), 'folder:/path' (ImageFolder layout) or a tfds name.")
     data_dir: str | None = _option(None, "tensorflow-datasets data directory.")
@@ -122,6 +124,8 @@ def resolve(config: TrainConfig) -> TrainConfig:
         )
     if config.image_size is None and "image_size" not in recipe:
         recipe["image_size"] = _spec(config).default_size
+    if config.activation is None:
+        recipe["activation"] = _spec(config).activation
     filled = {k: v for k, v in recipe.items() if getattr(config, k) is None}
     config = dataclasses.replace(config, **filled)
     if config.model_dir is None:
@@ -157,7 +161,7 @@ def _spec(config: TrainConfig):
     if config.flops is not None:
         from keras_tinynet.formula import tiny_formula
 
-        return tiny_formula(config.flops).spec
+        return tiny_formula(config.flops, base=PRESETS[config.model].architecture.name).spec
     return get_spec(config.model)
 
 
@@ -259,9 +263,8 @@ def make_optimizer(config: TrainConfig, model: keras.Model, steps_per_epoch: int
 
 def build_model(config: TrainConfig, num_classes: int) -> keras.Model:
     """The network a config trains (also used to rebuild it for export and evaluation)."""
-    return GhostNet(
-        None if config.flops is not None else config.model,
-        flops=config.flops,
+    return build(
+        _spec(config),
         input_shape=(config.image_size, config.image_size, 3),
         classes=num_classes,
         activation=config.activation,

@@ -123,6 +123,15 @@ def test_convert_checks_parity_writes_atomically_and_makes_the_entry(ckpt100, tm
         convert_checkpoint(ckpt100["safetensors"], "ghostnet_100", str(output), parity="skip")
 
 
+def test_tinynet_e_checkpoint_converts_with_parity(tmp_path):
+    checkpoint = write_checkpoints(random_timm("tinynet_e", 2), tmp_path, "tinynet_e")
+    output = tmp_path / "tinynet_e.weights.h5"
+    result = convert_checkpoint(checkpoint["safetensors"], "tinynet_e", str(output), parity="require")
+    assert result.parity_diff <= 1e-4 and list(result.entry) == ["tinynet_e"]
+    model = keras_tinynet.TinyNetE(weights=str(output), classifier_activation=None)
+    assert checkpoints.parity_difference(model, checkpoint["model"], "tinynet_e", include_top=True) <= 1e-4
+
+
 def test_pth_without_top_matches_timm_features_and_loads(ckpt050, tmp_path):
     output = tmp_path / "ghostnet_050_notop.weights.h5"
     result = convert_checkpoint(ckpt050["pth"], "ghostnet_050", str(output), include_top=False, parity="require")
@@ -190,11 +199,15 @@ def test_training_checkpoints_are_unwrapped(ckpt050, tmp_path):
 
 def test_other_architectures_and_variants_are_refused(ckpt100):
     state = numpy_state(ckpt100["model"])
-    with pytest.raises(CheckpointError, match=r"not a timm GhostNet state dict: it has no 'conv_stem.weight'"):
+    with pytest.raises(
+        CheckpointError, match=r"not a timm GhostNet or TinyNet state dict: it has no 'conv_stem.weight'"
+    ):
         checkpoints.normalize_state_dict({"fc.weight": np.zeros(1)}, "x.safetensors")
     with pytest.raises(CheckpointError, match="is a GhostNet v2/v3 checkpoint"):
         checkpoints.normalize_state_dict({**state, "blocks.3.0.ghost1.short_conv.0.weight": np.zeros(1)}, "v2.pth")
-    with pytest.raises(CheckpointError, match=r"holds 1 tensor\(s\) a GhostNet does not have \(extra.weight\)"):
+    with pytest.raises(
+        CheckpointError, match=r"holds 1 tensor\(s\) a GhostNet or TinyNet does not have \(extra.weight\)"
+    ):
         checkpoints.keras_model_from_state_dict({**state, "extra.weight": np.zeros(1)}, "ghostnet_100", True, "x")
     headless = {k: v for k, v in state.items() if not k.startswith("classifier")}
     with pytest.raises(CheckpointError, match=r"has no classifier .* convert it with include_top=False"):
@@ -288,7 +301,8 @@ def test_timm_source_offline_gives_a_clear_error(tmp_path):
 def test_timm_source_must_be_a_ghostnet_v1():
     with pytest.raises(
         ValueError,
-        match=r"'timm:ghostnetv2_100.in1k' is not a timm GhostNet \(v1\); allowed timm models: ghostnet_100.in1k",
+        match=r"'timm:ghostnetv2_100.in1k' is not a timm GhostNet \(v1\) or TinyNet; allowed timm models: "
+        r"ghostnet_100.in1k, tinynet_a.in1k, .*tinynet_e.in1k",
     ):
         checkpoints.load_timm_pretrained("ghostnetv2_100.in1k")  # refused before any download
     with pytest.raises(

@@ -76,3 +76,28 @@ def test_gaussian_process_interpolates_exact_points_and_is_deterministic():
 def test_bad_budgets(kwargs, message):
     with pytest.raises(ValueError, match=message):
         tiny_formula(**kwargs)
+
+
+# The published TinyNet budgets (Table 3) and their (r, d), as TINYNET_POINTS lists them.
+TINYNET_BUDGETS = [
+    (339e6, 0.86, 1.2),
+    (202e6, 0.84, 1.1),
+    (100e6, 0.825, 0.85),
+    (52e6, 0.68, 0.695),
+    (24e6, 0.475, 0.6),
+]
+
+
+@pytest.mark.parametrize("budget, resolution, depth", TINYNET_BUDGETS, ids=lambda v: f"{v / 1e6:.0f}M" if v > 1 else "")
+def test_efficientnet_b0_base_meets_the_tinynet_budgets(budget, resolution, depth):
+    config = tiny_formula(budget, base="efficientnet_b0")
+    assert config.counts.flops == pytest.approx(budget, rel=0.01)
+    assert {block.kind for block in config.spec.blocks} == {"ds", "mbconv"} and config.spec.activation == "swish"
+    assert config.spec.name == f"tinynet_tiny_{budget / 1e6:.0f}m"
+    # Within the GP's fit (a regression through all six points; the same bounds as the curve test).
+    assert abs(config.resolution - resolution) < 0.12 and abs(config.depth - depth) < 0.2
+
+
+def test_bad_base():
+    with pytest.raises(ValueError, match="`base` must be one of ghostnet_a, efficientnet_b0; received base='resnet'"):
+        tiny_formula(1e8, base="resnet")

@@ -41,6 +41,16 @@ def test_folded_ghostnet_keeps_its_logits(builder, activation, rng):
     assert not {id(v) for v in folded.weights} & {id(v) for v in model.weights}
 
 
+def test_folded_tinynet_e_keeps_its_logits(rng):
+    model = keras_tinynet.TinyNetE(classifier_activation=None)
+    randomize_batch_norm(model, rng)
+    folded = fold_batch_norm(model)
+    images = (rng.random((2, 106, 106, 3)) * 255).astype("float32")
+    assert max_difference(model, folded, images) < 1e-5
+    assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in folded.layers)
+    assert folded.get_layer("block1_expand_conv").use_bias and folded.get_layer("block0_dw_conv").use_bias
+
+
 def test_fold_keeps_a_conv_whose_output_has_another_consumer(rng):
     inputs = keras.Input((8, 8, 3))
     conv = keras.layers.Conv2D(4, 3, padding="same", name="shared_conv")(inputs)

@@ -244,8 +244,9 @@ def test_failed_load_leaves_the_model_untouched(tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("variant, strides", [("ghostnet_a", (2, 4, 8, 16, 32)), ("ghostnet_050", (2, 4, 8, 16, 32))])
-def test_feature_pyramid_has_five_stages(variant, strides, rng):
+@pytest.mark.parametrize("variant", ["ghostnet_a", "ghostnet_050", "tinynet_e"])
+def test_feature_pyramid_has_five_stages(variant, rng):
+    strides = (2, 4, 8, 16, 32)
     spec = get_spec(variant)
     pyramid = keras_tinynet.feature_pyramid(keras_tinynet.models.VARIANTS[variant](include_top=False))
     out = pyramid(images(rng, size=224))
@@ -329,3 +330,47 @@ def test_variants_share_one_docstring_template():
         assert builder.__doc__.startswith("Instantiates the ")
         assert f"Default input size {get_spec(name).default_size}x" in builder.__doc__
         assert builder.__name__ in keras_tinynet.__all__
+
+
+def test_tinynet_e_is_efficientnet_blocks_with_swish(build_cached):
+    model = build_cached("tinynet_e")
+    spec, names = get_spec("tinynet_e"), [layer.name for layer in model.layers]
+    assert model.name == "tinynet_e" and model.input_shape == (None, 106, 106, 3)
+    assert trainable_params(model) == count(spec).params == 2_042_972
+    assert model.get_layer("stem_act").get_config()["activation"] in ("swish", "silu")  # Keras aliases
+    assert model.get_layer("block1_se_reduce_act").get_config()["activation"] in ("swish", "silu")
+    assert model.get_layer("block1_se_gate").get_config()["activation"] == "sigmoid"
+    assert model.get_layer("block0_dw_conv").strides == (1, 1) and "block0_expand_conv" not in names
+    assert model.get_layer("block1_expand_conv").filters == 48 and model.get_layer("block1_dw_pad").padding == (
+        (1, 1),
+        (1, 1),
+    )
+    assert "conv_head" not in names and model.get_layer("predictions").kernel.shape == (1280, 1000)
+    identity = [i for i, b in enumerate(spec.blocks) if b.has_identity_shortcut]
+    assert [n for n in names if n.endswith("_add")] == [f"block{i}_add" for i in identity]
+
+
+def test_tinynet_other_activation_and_budget_and_spec():
+    relu = keras_tinynet.TinyNetE(activation="relu", include_top=False)
+    assert relu.name == "tinynet_e_relu" and relu.get_layer("block1_se_reduce_act").__class__.__name__ == "ReLU"
+    config = keras_tinynet.tiny_formula(60e6, base="efficientnet_b0")
+    model = keras_tinynet.TinyNet(flops=60e6, include_top=False)
+    assert model.name == "tinynet_tiny_60m" and model.input_shape == (None, None, None, 3)
+    assert trainable_params(model) == count(config.spec, include_top=False).params
+    assert {b.kind for b in config.spec.blocks} == {"ds", "mbconv"}
+    from_spec = keras_tinynet.TinyNet(get_spec("tinynet_e").to_dict(), include_top=False)
+    assert trainable_params(from_spec) == count(get_spec("tinynet_e"), include_top=False).params
+    with pytest.raises(ValueError, match="Pass exactly one of `spec` and `flops`"):
+        keras_tinynet.TinyNet()
+
+
+@pytest.mark.parametrize("variant", ["ghostnet_d", "tinynet_e"])
+def test_the_model_itself_takes_the_dtype_policy(variant, tmp_path):
+    model = VARIANTS[variant](input_shape=(64, 64, 3), dtype="mixed_float16")
+    assert model.dtype_policy.name == "mixed_float16"
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    assert type(model).from_config(model.get_config()).dtype_policy.name == "mixed_float16"
+    model.save(tmp_path / "m.keras")
+    assert keras.saving.load_model(tmp_path / "m.keras").dtype_policy.name == "mixed_float16"
+    assert VARIANTS[variant](input_shape=(64, 64, 3)).dtype_policy.name == "float32"

@@ -21,6 +21,20 @@ def random_timm_ghostnet(width: float, seed: int = 0):
         model = GhostNet(_create_ghostnet("ghostnet_100").cfgs, width=1.5)
     else:
         model = _create_ghostnet(f"ghostnet_{round(width * 100):03d}", width=width)
+    return randomize(model)
+
+
+def random_timm_tinynet(name: str, seed: int = 0):
+    """timm's `tinynet_*` (SiLU, sigmoid SE, PyTorch padding) with random weights and BN statistics."""
+    import torch
+
+    torch.manual_seed(seed)
+    return randomize(timm.create_model(name))
+
+
+def randomize(model):
+    import torch
+
     model.eval()
     with torch.no_grad():
         for module in model.modules():
@@ -52,6 +66,37 @@ def test_ghostnet_100_matches_timm(size, rng):
     assert compare(random_timm_ghostnet(1.0), keras_tinynet.GhostNet100, size, rng) <= 1e-4
 
 
+@pytest.fixture(scope="module")
+def timm_tinynet_e():
+    return random_timm_tinynet("tinynet_e")
+
+
+@pytest.mark.parametrize("size", [106, 97])
+def test_tinynet_e_matches_timm(size, rng, timm_tinynet_e):
+    assert compare(timm_tinynet_e, keras_tinynet.TinyNetE, size, rng) <= 1e-4
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "name, size", [("tinynet_a", 192), ("tinynet_b", 188), ("tinynet_c", 184), ("tinynet_d", 152), ("tinynet_a", 97)]
+)
+def test_other_tinynets_match_timm(name, size, rng):
+    builder = getattr(keras_tinynet, "TinyNet" + name[-1].upper())
+    assert compare(random_timm_tinynet(name), builder, size, rng) <= 1e-4
+
+
+def test_tinynet_mapping_covers_every_timm_tensor(timm_tinynet_e):
+    state = {k: v.numpy() for k, v in timm_tinynet_e.state_dict().items()}
+    blocks, final = timm_block_prefixes(state)
+    assert len(blocks) == 10 and final == ""
+    mapped = from_timm_state_dict(state)
+    assert sum(a.size for arrays in mapped.values() for a in arrays) == sum(
+        v.size for k, v in state.items() if not k.endswith("num_batches_tracked")
+    )
+    assert [a.shape for a in mapped["block0_project_conv"]] == [(1, 1, 32, 8)]  # ds: conv_pw projects
+    assert [a.shape for a in mapped["block1_expand_conv"]] == [(1, 1, 8, 48)]  # mbconv: conv_pw expands
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("width, builder", [(0.5, "GhostNet050"), (1.3, "GhostNet130"), (1.5, "GhostNet150")])
 def test_other_widths_match_timm(width, builder, rng):
@@ -70,5 +115,5 @@ def test_spec_matches_timms_module_shapes():
 
 
 def test_mapping_refuses_a_state_dict_that_is_not_a_ghostnet():
-    with pytest.raises(ValueError, match="not a timm GhostNet"):
+    with pytest.raises(ValueError, match="not a timm GhostNet or EfficientNet"):
         from_timm_state_dict({"conv1.weight": np.zeros((8, 3, 3, 3))})

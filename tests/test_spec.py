@@ -5,12 +5,15 @@ import json
 import pytest
 from conftest import run_python
 
+from keras_tinynet.counting import count
 from keras_tinynet.spec import (
+    EFFICIENTNET_B0,
     ORIGINAL_GHOSTNET,
     PRESETS,
     TINYNET_GHOSTNET,
     BlockSpec,
     NetworkSpec,
+    builder_name,
     get_spec,
     make_divisible,
     scale,
@@ -130,7 +133,7 @@ def test_spec_prints_a_block_table():
     lines = text.splitlines()
     assert lines[0].startswith("ghostnet_a: 240x240, stem 28, 19 blocks, final conv 1680, conv_head 1400")
     assert len(lines) == 2 + 19
-    assert lines[3].split() == ["1", "3", "/4", "28", "88", "44", "8", "conv"]
+    assert lines[3].split() == ["1", "ghost", "3", "/4", "28", "88", "44", "8", "conv"]
 
 
 def test_invalid_specs_are_refused_with_the_field_named():
@@ -148,8 +151,12 @@ def test_invalid_specs_are_refused_with_the_field_named():
     broken["blocks"][0][3] = 4
     with pytest.raises(ValueError, match="kernel_size must be odd"):
         NetworkSpec.from_dict(broken)
-    with pytest.raises(ValueError, match="exactly the keys"):
+    with pytest.raises(ValueError, match=r"needs the keys .* and optionally 'activation'; received .*'extra'"):
         NetworkSpec.from_dict(dict(config, extra=1))
+    with pytest.raises(ValueError, match="`activation` must be one of .*; received activation='gelu'"):
+        NetworkSpec.from_dict(dict(config, activation="gelu"))
+    with pytest.raises(ValueError, match="block 0 .* kind must be one of .*; received 'conv'"):
+        NetworkSpec.from_dict(dict(config, blocks=[[*config["blocks"][0][:6], "conv"], *config["blocks"][1:]]))
     with pytest.raises(ValueError, match="`default_size` must be an integer >= 32; received 16"):
         NetworkSpec.from_dict(dict(config, default_size=16))
     no_stride = dict(config, blocks=[[*b[:4], 1, b[5]] for b in config["blocks"]])
@@ -170,7 +177,7 @@ def test_scale_refuses_images_below_32_pixels():
 
 
 def test_unknown_variant_lists_the_available_ones():
-    with pytest.raises(ValueError, match="Unknown GhostNet variant `name`='ghostnet_z'; available: ghostnet_a"):
+    with pytest.raises(ValueError, match="Unknown variant `name`='ghostnet_z'; available: ghostnet_a"):
         get_spec("ghostnet_z")
 
 
@@ -181,3 +188,46 @@ def test_plain_modules_do_not_import_tensorflow():
         "keras_tinynet.cli.main(['models']); keras_tinynet.cli.main(['models', '--flops', '100M']);"
         "bad = [m for m in ('tensorflow', 'keras', 'torch') if m in sys.modules]; assert not bad, bad"
     )
+
+
+def test_old_ghostnet_dicts_without_kind_or_activation_still_load():
+    spec = get_spec("ghostnet_d")
+    config = spec.to_dict()
+    old = {key: value for key, value in config.items() if key != "activation"}
+    old["blocks"] = [row[:6] for row in config["blocks"]]
+    assert NetworkSpec.from_dict(old) == spec
+
+
+# timm's tinynet_a..e: repeats per row of EfficientNet-B0, and trainable parameters.
+TIMM_TINYNETS = {
+    "tinynet_a": (192, [1, 2, 2, 4, 4, 5, 1], 6_187_972),
+    "tinynet_b": (188, [1, 2, 2, 3, 3, 4, 1], 3_730_562),
+    "tinynet_c": (184, [1, 2, 2, 3, 3, 3, 1], 2_457_234),
+    "tinynet_d": (152, [1, 1, 1, 2, 2, 3, 1], 2_338_446),
+    "tinynet_e": (106, [1, 1, 1, 2, 2, 2, 1], 2_042_972),
+}
+
+
+@pytest.mark.parametrize("name", list(TIMM_TINYNETS))
+def test_tinynets_follow_timms_gen_tinynet(name):
+    size, repeats, params = TIMM_TINYNETS[name]
+    preset, spec = PRESETS[name], get_spec(name)
+    assert preset.architecture is EFFICIENTNET_B0 and spec.activation == "swish"
+    assert spec.default_size == size and len(spec.blocks) == sum(repeats)
+    assert spec.stem_channels == 32  # fix_stem
+    assert spec.final_channels == max(1280, make_divisible(1280 * preset.width, 8)) and spec.head_channels == 0
+    assert [b.kind for b in spec.blocks] == ["ds"] + ["mbconv"] * (sum(repeats) - 1)
+    for block in spec.blocks:
+        expand = 1 if block.kind == "ds" else 6
+        assert block.mid_channels == make_divisible(block.in_channels * expand, 8)
+        assert block.se_channels == round(block.mid_channels * 0.25 / expand)
+        assert block.out_channels % 8 == 0
+    assert count(spec).params == params
+    assert builder_name(name) == "TinyNet" + name[-1].upper()
+
+
+def test_tinynet_table_names_kinds_and_no_conv_head():
+    lines = str(get_spec("tinynet_e")).splitlines()
+    assert lines[0] == "tinynet_e: 106x106, stem 32, 10 blocks, final conv 1280, conv_head none, swish"
+    assert lines[2].split() == ["0", "ds", "3", "/2", "32", "32", "8", "8", "conv"]
+    assert lines[6].split() == ["4", "mbconv", "3", "/16", "40", "240", "40", "10", "identity"]

@@ -72,7 +72,11 @@ def add_model_arguments(parser: argparse.ArgumentParser, default: str | None = N
     )
     group.add_argument("--flops", type=flops_value, help="FLOPs budget for the tiny formula, e.g. 200M, 0.3G or 2e8")
     group.add_argument("--spec", help="JSON file of a NetworkSpec (NetworkSpec.to_dict())")
-    parser.add_argument("--activation", choices=list(ACTIVATIONS), default="relu", help="activation of the model")
+    parser.add_argument(
+        "--activation",
+        choices=list(ACTIVATIONS),
+        help="activation (default: the model's own: GhostNet relu, TinyNet swish)",
+    )
     parser.add_argument("--image_size", type=int, help="input size (default: the model's)")
 
 

@@ -13,7 +13,7 @@ import keras
 from keras_tinynet import models
 from keras_tinynet.imagenet import class_names
 from keras_tinynet.inference import fold_batch_norm
-from keras_tinynet.spec import ACTIVATIONS, IMAGENET_PREPROCESSING, MIN_SIZE, NetworkSpec, resolve_spec
+from keras_tinynet.spec import ACTIVATIONS, IMAGENET_PREPROCESSING, MIN_SIZE, NetworkSpec, model_name, resolve_spec
 from keras_tinynet.weights import loading
 
 
@@ -69,7 +69,7 @@ def load_exportable(
     weights: str | os.PathLike | None = None,
     labels: str | os.PathLike | Sequence[str] | None = None,
     image_size: int | None = None,
-    activation: str = "relu",
+    activation: str | None = None,
     name: str | None = None,
 ) -> Exportable:
     """Builds the GhostNet to export and loads `weights` into it.
@@ -77,9 +77,11 @@ def load_exportable(
     `weights` is any weights file the builders read (`.weights.h5`, e.g. the EMA weights the training
     script writes, `.keras`, Keras 2 `.h5`), loaded by layer name. The number of classes comes from
     `labels` (a file with one label per line, or a list) when given, else from the weights file's
-    classifier; ImageNet's 1000 labels are built in. `image_size` defaults to the spec's size.
+    classifier; ImageNet's 1000 labels are built in. `image_size` defaults to the spec's size, `activation`
+    to the spec's own.
     """
     spec = resolve_spec(model, flops=flops, spec=spec)
+    activation = spec.activation if activation is None else activation
     size = spec.default_size if image_size is None else image_size
     if isinstance(size, bool) or not isinstance(size, int) or size < MIN_SIZE:
         raise ValueError(f"`image_size` must be an integer >= {MIN_SIZE}; received image_size={image_size!r}.")
@@ -104,12 +106,12 @@ def load_exportable(
             raise ValueError("`labels` must hold at least one label; received an empty list.")
 
     def build(classes: int) -> keras.Model:
-        return models.GhostNet(
+        return models.build(
             spec,
             input_shape=(size, size, 3),
             classes=classes,
             activation=activation,
-            name=name or (spec.name + ("_hswish" if activation == "hard_swish" else "")),
+            name=name or model_name(spec, activation),
         )
 
     keras_model = build(len(label_list) if label_list else 1000)

@@ -120,10 +120,9 @@ def export_tflite(
     size = exportable.image_size
     frozen = frozen_inference_function(exportable.inference_model, size, batch=batch_size)
     # The empty trackable keeps a `serving_default` signature, and `named` its names (images -> probabilities).
-    named = tf.function(
-        lambda images: {"probabilities": frozen(images)[0]},
-        input_signature=[tf.TensorSpec(frozen.inputs[0].shape, tf.float32, name="images")],
-    )
+    # (The signature is spelled out: TensorFlow 2.21's frozen functions have no structured_input_signature.)
+    signature = [tf.TensorSpec([batch_size, size, size, 3], tf.float32, name="images")]
+    named = tf.function(lambda images: {"probabilities": frozen(images)[0]}, input_signature=signature)
     converter = tf.lite.TFLiteConverter.from_concrete_functions([named.get_concrete_function()], tf.Module())
     if quantization == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]

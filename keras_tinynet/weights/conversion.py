@@ -1,4 +1,4 @@
-"""Converting timm GhostNet checkpoints into Keras `.weights.h5` files (behind scripts/convert_weights.py).
+"""Converting timm GhostNet and TinyNet checkpoints into Keras `.weights.h5` files (behind scripts/convert_weights.py).
 
 Sources:
 - a `.safetensors` file, read with safetensors' numpy API: torch is not imported;
@@ -28,14 +28,13 @@ import urllib.parse
 import numpy as np
 
 from keras_tinynet.files import sha256_file, staged_file
-from keras_tinynet.spec import IMAGENET_PREPROCESSING, ORIGINAL_GHOSTNET, PRESETS, get_spec
+from keras_tinynet.spec import IMAGENET_PREPROCESSING, PRESETS, get_spec
 from keras_tinynet.weights import registry as registry_lib
 from keras_tinynet.weights.timm_mapping import from_timm_state_dict
 
 TIMM_PREFIX = "timm:"
-# The variants that are timm's GhostNet (v1) at their widths; timm registers 050/100/130, and builds
-# the 1.5x from the same code.
-TIMM_WIDTHS = {name: preset.width for name, preset in PRESETS.items() if preset.architecture is ORIGINAL_GHOSTNET}
+# The variants that have a timm counterpart (GhostNet v1 widths, TinyNet-A..E), by timm model name.
+TIMM_MODELS = {name: preset.timm_model for name, preset in PRESETS.items() if preset.timm_model}
 # ImageNet top-1 (%) that timm reports for its pretrained tags (results-imagenet.csv, 224 px).
 PUBLISHED_TOP1 = {"ghostnet_100.in1k": 73.96}
 PARITY_MODES = ("auto", "require", "skip")
@@ -124,10 +123,11 @@ def load_timm_pretrained(name: str):
     """`timm.create_model(name, pretrained=True)`: (model in eval mode, its numpy state dict, pretrained cfg)."""
     timm = _import_timm()
     architecture = name.split(".")[0]
-    if architecture not in TIMM_WIDTHS or not timm.is_model(architecture):
+    if architecture not in TIMM_MODELS.values() or not timm.is_model(architecture):
+        allowed = [pretrained for model in TIMM_MODELS.values() for pretrained in timm.list_pretrained(f"{model}.*")]
         raise ValueError(
-            f"`source` 'timm:{name}' is not a timm GhostNet (v1); allowed timm models: "
-            f"{', '.join(timm.list_pretrained('ghostnet_*'))} (v2/v3 are other architectures)."
+            f"`source` 'timm:{name}' is not a timm GhostNet (v1) or TinyNet; allowed timm models: "
+            f"{', '.join(allowed)} (GhostNet v2/v3 are other architectures)."
         )
     try:
         model = timm.create_model(name, pretrained=True)
@@ -153,12 +153,13 @@ def normalize_state_dict(state_dict: dict, source: str) -> dict[str, np.ndarray]
     if "conv_stem.weight" not in state_dict:
         shown = ", ".join(sorted(state_dict)[:5]) or "none"
         raise CheckpointError(
-            f"`source`={source!r} is not a timm GhostNet state dict: it has no 'conv_stem.weight' (keys: {shown}, ...)."
+            f"`source`={source!r} is not a timm GhostNet or TinyNet state dict: it has no 'conv_stem.weight' "
+            f"(keys: {shown}, ...)."
         )
     if any(".short_conv." in key or "_rpr" in key for key in state_dict):
         raise CheckpointError(
             f"`source`={source!r} is a GhostNet v2/v3 checkpoint; only GhostNet (v1) checkpoints "
-            f"({', '.join(TIMM_WIDTHS)}) map to this package."
+            f"({', '.join(TIMM_MODELS)}) map to this package."
         )
     return state_dict
 
@@ -187,25 +188,25 @@ def weights_from_timm(state_dict: dict[str, np.ndarray], source: str) -> dict[st
     unused = sorted(k for k in set(state_dict) - used.read if not k.endswith("num_batches_tracked"))
     if unused:
         raise CheckpointError(
-            f"{source} holds {len(unused)} tensor(s) a GhostNet does not have "
+            f"{source} holds {len(unused)} tensor(s) a GhostNet or TinyNet does not have "
             f"({', '.join(unused[:5])}{', ...' if len(unused) > 5 else ''}): it is another architecture."
         )
     return weights
 
 
 def timm_reference(variant: str, state_dict: dict[str, np.ndarray]):
-    """timm's GhostNet of `variant`'s width holding the same state dict, in eval mode."""
+    """timm's model of `variant` (TIMM_MODELS) holding the same state dict, in eval mode."""
     timm = _import_timm()
     import torch
 
     classifier = state_dict.get("classifier.weight")
     classes = int(classifier.shape[0]) if classifier is not None else 0
-    if timm.is_model(variant):
-        model = timm.create_model(variant, pretrained=False, num_classes=classes)
+    if timm.is_model(TIMM_MODELS[variant]):
+        model = timm.create_model(TIMM_MODELS[variant], pretrained=False, num_classes=classes)
     else:  # ghostnet_150: timm's builder at width 1.5 (timm registers no such name)
         from timm.models.ghostnet import _create_ghostnet
 
-        model = _create_ghostnet("ghostnet_100", width=TIMM_WIDTHS[variant], num_classes=classes)
+        model = _create_ghostnet("ghostnet_100", width=PRESETS[variant].width, num_classes=classes)
     tensors = {key: torch.from_numpy(np.array(value)) for key, value in state_dict.items()}
     missing, unexpected = model.load_state_dict(tensors, strict=False)
     missing = [key for key in missing if not key.endswith("num_batches_tracked")]
@@ -286,11 +287,11 @@ def convert_checkpoint(
     top1: float | None = None,
     overwrite: bool = False,
 ) -> ConversionResult:
-    """Converts a timm GhostNet checkpoint into `output` (*.weights.h5) for `variant`.
+    """Converts a timm GhostNet or TinyNet checkpoint into `output` (*.weights.h5) for `variant`.
 
     Args:
         source: a .safetensors file, a .pth/.pt file, or "timm:<model name>".
-        variant: one of TIMM_WIDTHS (timm's GhostNet widths; GhostNet-A..D have no timm checkpoint).
+        variant: one of TIMM_MODELS (timm's GhostNet widths and TinyNet-A..E; GhostNet-A..D have no timm model).
         output: the file to write; must end with ".weights.h5" (Keras 3 writes no other name).
         include_top: write the file for the model with (True) or without (False) conv_head and classifier.
         parity: "auto" (check against timm where torch and timm are installed), "require" or "skip".
@@ -306,7 +307,7 @@ def convert_checkpoint(
     if run_parity or kind == "timm":
         _import_timm()  # before Keras (see the module docstring)
 
-    if kind == "timm" and value.split(".")[0] != variant:
+    if kind == "timm" and value.split(".")[0] != TIMM_MODELS.get(variant):
         raise ValueError(f"`source`={source!r} is timm's {value.split('.')[0]}, not `variant`={variant!r}.")
     reference = None
     if kind == "timm":
@@ -344,14 +345,14 @@ def parity_available() -> bool:
 
 
 def _check_arguments(variant, output, parity, base_url, top1, overwrite) -> None:
-    if variant not in TIMM_WIDTHS:
+    if variant not in TIMM_MODELS:
         others = (
             " GhostNet-A..D have no timm architecture and no public checkpoint; train them with scripts/train.py."
             if variant in PRESETS
             else ""
         )
         raise ValueError(
-            f"`variant` must be one of {', '.join(TIMM_WIDTHS)} (the widths of timm's GhostNet); "
+            f"`variant` must be one of {', '.join(TIMM_MODELS)} (the variants timm has); "
             f"received variant={variant!r}.{others}"
         )
     if parity not in PARITY_MODES:

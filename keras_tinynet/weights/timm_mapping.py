@@ -1,8 +1,9 @@
-"""timm GhostNet state dicts to Keras weights by layer name, in plain numpy.
+"""timm GhostNet and EfficientNet/TinyNet state dicts to Keras weights by layer name, in plain numpy.
 
-The one mapping that converted checkpoints and the parity tests share. timm groups its bottlenecks
-as `blocks.<stage>.<index>`; taken in order they are this package's `block0`, `block1`, ...; the last
-`blocks.<n>.0` (a ConvBnAct) is the final 1x1 conv.
+The one mapping that converted checkpoints and the parity tests share. timm groups its blocks as
+`blocks.<stage>.<index>`; taken in order they are this package's `block0`, `block1`, ... In a GhostNet
+the last `blocks.<n>.0` (a ConvBnAct) is the final 1x1 conv; in an EfficientNet (TinyNet) the final
+1x1 conv is the top-level `conv_head` + `bn2`, and there is no conv_head after pooling.
 """
 
 from __future__ import annotations
@@ -45,35 +46,74 @@ def _keras_arrays(state_dict: dict, prefix: str, kind: str) -> list[np.ndarray]:
     return [kernel, get("bias")] if kind == "conv_bias" else [kernel]
 
 
-def timm_block_prefixes(state_dict: dict) -> tuple[list[str], str]:
-    """The timm prefixes of the ghost bottlenecks, in order, and of the final ConvBnAct."""
+_SQUEEZE_EXCITE = [("se_reduce", "se.conv_reduce", "conv_bias"), ("se_expand", "se.conv_expand", "conv_bias")]
+# timm's InvertedResidual ("mbconv") and DepthwiseSeparableConv ("ds"): the same Keras names, other timm ones.
+_MBCONV_LAYERS = [
+    ("expand_conv", "conv_pw", "conv"),
+    ("expand_bn", "bn1", "bn"),
+    ("dw_conv", "conv_dw", "depthwise"),
+    ("dw_bn", "bn2", "bn"),
+    *_SQUEEZE_EXCITE,
+    ("project_conv", "conv_pwl", "conv"),
+    ("project_bn", "bn3", "bn"),
+]
+_DS_LAYERS = [
+    ("dw_conv", "conv_dw", "depthwise"),
+    ("dw_bn", "bn1", "bn"),
+    *_SQUEEZE_EXCITE,
+    ("project_conv", "conv_pw", "conv"),
+    ("project_bn", "bn2", "bn"),
+]
+
+
+def _block_prefixes(state_dict: dict) -> list[str]:
     indices = sorted(
         {tuple(map(int, m.groups())) for key in state_dict if (m := re.match(r"blocks\.(\d+)\.(\d+)\.", key))}
     )
-    prefixes = [f"blocks.{stage}.{index}" for stage, index in indices]
+    return [f"blocks.{stage}.{index}" for stage, index in indices]
+
+
+def is_timm_efficientnet(state_dict: dict) -> bool:
+    """EfficientNets (TinyNets) end in a top-level conv_head + bn2; GhostNets in a ConvBnAct block."""
+    return "bn2.running_mean" in state_dict
+
+
+def timm_block_prefixes(state_dict: dict) -> tuple[list[str], str]:
+    """The timm prefixes of the blocks, in order, and of the final 1x1 conv ("" for an EfficientNet's top level)."""
+    prefixes = _block_prefixes(state_dict)
+    if prefixes and is_timm_efficientnet(state_dict) and "conv_head.weight" in state_dict:
+        return prefixes, ""
     if not prefixes or f"{prefixes[-1]}.conv.weight" not in state_dict:
-        raise ValueError("The state dict is not a timm GhostNet: no `blocks.<n>.0.conv` final ConvBnAct found.")
+        raise ValueError(
+            "The state dict is not a timm GhostNet or EfficientNet (TinyNet): no `blocks.<n>.0.conv` final "
+            "ConvBnAct and no top-level conv_head + bn2 found."
+        )
     return prefixes[:-1], prefixes[-1]
 
 
 def from_timm_state_dict(state_dict: dict) -> WeightsByLayer:
-    """Maps a timm GhostNet state dict (name -> array) to `{Keras layer name: [arrays]}`.
+    """Maps a timm GhostNet or EfficientNet/TinyNet state dict (name -> array) to `{Keras layer name: [arrays]}`.
 
     Arrays may be numpy arrays or anything `np.asarray` takes (CPU torch tensors). Modules a block
-    does not have (SE, strided depthwise, conv shortcut) are simply absent from both sides.
+    does not have (SE, strided depthwise, conv shortcut, expansion) are simply absent from both sides.
     """
     blocks, final = timm_block_prefixes(state_dict)
     mapping = [("stem_conv", "conv_stem", "conv"), ("stem_bn", "bn1", "bn")]
     for index, prefix in enumerate(blocks):
+        if not final:
+            layers = _MBCONV_LAYERS if f"{prefix}.conv_pwl.weight" in state_dict else _DS_LAYERS
+        else:
+            layers = _BLOCK_LAYERS
+        mapping += [(f"block{index}_{keras_name}", f"{prefix}.{module}", kind) for keras_name, module, kind in layers]
+    if final:
         mapping += [
-            (f"block{index}_{keras_name}", f"{prefix}.{module}", kind) for keras_name, module, kind in _BLOCK_LAYERS
+            ("final_conv", f"{final}.conv", "conv"),
+            ("final_bn", f"{final}.bn1", "bn"),
+            ("conv_head", "conv_head", "conv_bias"),
         ]
-    mapping += [
-        ("final_conv", f"{final}.conv", "conv"),
-        ("final_bn", f"{final}.bn1", "bn"),
-        ("conv_head", "conv_head", "conv_bias"),
-        ("predictions", "classifier", "dense"),
-    ]
+    else:
+        mapping += [("final_conv", "conv_head", "conv"), ("final_bn", "bn2", "bn")]
+    mapping.append(("predictions", "classifier", "dense"))
     return {
         keras_name: _keras_arrays(state_dict, prefix, kind)
         for keras_name, prefix, kind in mapping
