@@ -33,9 +33,9 @@ def _write_error(error: BaseException, path: str, written: int) -> WriteError | 
     while not os.path.exists(existing):
         existing = os.path.dirname(existing)
     failure = WriteError(
-        f"Cannot write {path}: {os.strerror(error.errno)} after {written:,} bytes written "
-        f"({shutil.disk_usage(existing).free:,} bytes free there); free space or write elsewhere. "
-        "Nothing was replaced: what was there before is unchanged."
+        f"Cannot write {path}: {os.strerror(error.errno)} after {written:,} bytes of it "
+        f"({shutil.disk_usage(existing).free:,} bytes free there once they were removed); free space or write "
+        "elsewhere. Nothing was replaced: what was there before is unchanged."
     )
     failure.errno = error.errno
     return failure
