@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
 
-from keras_tinynet import data, export  # noqa: E402
+from keras_tinynet import data, export, files  # noqa: E402
 from keras_tinynet.spec import resolve_spec  # noqa: E402
 
 # --- arguments -----------------------------------------------------------------------------------
@@ -374,6 +374,17 @@ def test_failed_export_leaves_no_version_directory(tmp_path, tiny_exportable, mo
     assert os.stat(path).st_mode == os.stat(tmp_path / "ordinary").st_mode
     (tmp_path / "ordinary.txt").write_text("")
     assert os.stat(os.path.join(path, "saved_model.pb")).st_mode == os.stat(tmp_path / "ordinary.txt").st_mode
+
+
+def test_a_full_disk_during_export_is_one_write_error(tmp_path, tiny_exportable, monkeypatch):
+    def full_disk(module, path, signatures):
+        os.makedirs(os.path.join(path, "variables"))
+        raise tf.errors.ResourceExhaustedError(None, None, f"{path}/variables/x.tempstate; No space left on device")
+
+    monkeypatch.setattr(export.saved_model.tf.saved_model, "save", full_disk)
+    with pytest.raises(files.WriteError, match=rf"Cannot write {tmp_path}/tiny_random/1: No space left on device"):
+        export.export_saved_model(tiny_exportable, tmp_path)
+    assert os.listdir(tmp_path / "tiny_random") == []
 
 
 @pytest.mark.slow

@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from keras_tinynet.export.exportable import Exportable
 from keras_tinynet.export.image_decoding import MAX_PIXELS, assert_with_message, decode_and_preprocess
-from keras_tinynet.files import exclusive_lock, remove_stale_staging, staged_directory
+from keras_tinynet.files import DISK_ERRORS, exclusive_lock, remove_stale_staging, staged_directory
 
 TOP_K = 5
 
@@ -162,7 +162,15 @@ def export_saved_model(
 
 
 def write_saved_model(module, path: str, signatures) -> None:
-    tf.saved_model.save(module, path, signatures=signatures)
+    try:
+        tf.saved_model.save(module, path, signatures=signatures)
+    except tf.errors.OpError as error:
+        # TensorFlow reports a full disk as a ResourceExhaustedError; raised as the OSError it was, the
+        # staged directory being written turns it into a one-line WriteError.
+        code = next((code for code in DISK_ERRORS if os.strerror(code) in error.message), None)
+        if code is None:
+            raise
+        raise OSError(code, os.strerror(code), path) from error
 
 
 def _write_labels_asset(saved_model_dir: str, labels: Sequence[str]) -> None:
