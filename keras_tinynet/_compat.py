@@ -89,3 +89,40 @@ def tflite_ops(interpreter) -> list[dict]:
     if not hasattr(interpreter, "_get_ops_details"):
         raise _internal("Interpreter._get_ops_details", AttributeError("_get_ops_details"))
     return interpreter._get_ops_details()
+
+
+def weights_h5_bytes(model: keras.Model) -> bytes:
+    """The `.weights.h5` file `model.save_weights` writes (with the optimizer's state), made in memory.
+
+    On a full disk `save_weights` leaves its h5py file open, and h5py's deferred close then crashes the
+    interpreter (segmentation fault, exit 139). Made in memory, the file is written by plain Python, whose
+    failures are ordinary OSErrors. Keras writes .weights.h5 files to paths only; its store takes BytesIO.
+    """
+    import io
+
+    try:
+        from keras.src.saving.saving_lib import H5IOStore, _save_state
+    except ImportError as error:
+        raise _internal("keras.src.saving.saving_lib.H5IOStore and _save_state", error) from None
+    buffer = io.BytesIO()
+    store = H5IOStore(buffer, mode="w")
+    try:
+        _save_state(model, weights_store=store, assets_store=None, inner_path="", visited_saveables=set())
+    finally:
+        store.close()
+    return buffer.getvalue()
+
+
+def keras_archive_bytes(model: keras.Model) -> bytes:
+    """The `.keras` file `model.save` writes, made in memory (for the reason of `weights_h5_bytes`).
+
+    `keras.saving.save_model` refuses file objects; `saving_lib.save_model` writes to them."""
+    import io
+
+    try:
+        from keras.src.saving.saving_lib import save_model
+    except ImportError as error:
+        raise _internal("keras.src.saving.saving_lib.save_model", error) from None
+    buffer = io.BytesIO()
+    save_model(model, buffer)
+    return buffer.getvalue()

@@ -131,11 +131,11 @@ def _image_folder(root: str) -> Dataset:
                     "remove it or add images."
                 )
             files += images
-    corrupt = _undecodable(files)
-    if corrupt:
-        shown = "\n  ".join(corrupt[:10]) + ("\n  ..." if len(corrupt) > 10 else "")
+    unreadable = _unreadable(files)
+    if unreadable:
+        shown = "\n  ".join(unreadable[:10]) + ("\n  ..." if len(unreadable) > 10 else "")
         raise DataError(
-            f"{len(corrupt)} image file(s) in {root!r} cannot be decoded; remove or replace them:\n  {shown}"
+            f"{len(unreadable)} image file(s) in {root!r} cannot be decoded; remove, rename or replace them:\n  {shown}"
         )
 
     builder = tfds.ImageFolder(root)
@@ -158,18 +158,29 @@ def _image_folder(root: str) -> Dataset:
     )
 
 
-def _undecodable(paths: list[str]) -> list[str]:
-    """The files that TensorFlow's decoder refuses (checked in parallel, before training starts)."""
+def _unreadable(paths: list[str]) -> list[str]:
+    """`path: why` for each file TensorFlow cannot read and decode (checked in parallel, before training):
+    names that are not UTF-8 (TensorFlow takes UTF-8 paths only), dangling links, corrupt or fake images.
+    Paths are shown with the bytes that are not UTF-8 escaped (\\xff), so that they can be printed."""
 
-    def bad(path):
+    def problem(path):
+        shown = os.fsencode(path).decode("utf-8", "backslashreplace")
+        try:
+            path.encode("utf-8")
+        except UnicodeEncodeError:
+            return f"{shown}: its name is not UTF-8"
+        if os.path.islink(path) and not os.path.exists(path):
+            return f"{shown}: a dangling symbolic link to {os.readlink(path)!r}"
         try:
             tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
             return None
         except (tf.errors.InvalidArgumentError, tf.errors.UnknownError):
-            return path
+            return f"{shown}: not an image TensorFlow decodes (JPEG, PNG, GIF, BMP)"
+        except tf.errors.OpError as error:
+            return f"{shown}: {error.message}"
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        return sorted(p for p in pool.map(bad, paths) if p)
+        return sorted(p for p in pool.map(problem, paths) if p)
 
 
 def _decode(encoded):

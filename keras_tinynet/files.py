@@ -7,12 +7,44 @@ benchmarks' results, with the one sha256 helper. Standard library only.
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import hashlib
 import os
 import shutil
 import tempfile
 
 STAGING_MARK = ".partial-"  # in the name of every staged file and directory, until it is renamed into place
+# A full disk, an exceeded quota or a failing device: what a staged write turns into a `WriteError`.
+DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO)
+
+
+class WriteError(OSError, ValueError):
+    """A write that the disk refused (full, over quota, failing), in one line: the path, the bytes, the fix.
+
+    A ValueError too, so that the command lines print it as one `error:` line instead of a traceback."""
+
+
+def _write_error(error: BaseException, path: str, written: int) -> WriteError | None:
+    """The `WriteError` for a staged write of `path` that failed with `error` after `written` bytes."""
+    if not isinstance(error, OSError) or error.errno not in DISK_ERRORS:
+        return None
+    existing = path
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    failure = WriteError(
+        f"Cannot write {path}: {os.strerror(error.errno)} after {written:,} bytes of it "
+        f"({shutil.disk_usage(existing).free:,} bytes free there once they were removed); free space or write "
+        "elsewhere. Nothing was replaced: what was there before is unchanged."
+    )
+    failure.errno = error.errno
+    return failure
+
+
+def _tree_bytes(root: str) -> int:
+    return sum(
+        os.path.getsize(os.path.join(directory, name)) for directory, _, names in os.walk(root) for name in names
+    )
 
 
 def umask() -> int:
@@ -65,10 +97,14 @@ def staged_file(path: str | os.PathLike, suffix: str = ""):
         yield temporary
         make_publishable(temporary)
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
+        written = os.path.getsize(temporary) if os.path.exists(temporary) else 0
         if os.path.exists(temporary):
             os.remove(temporary)
-        raise
+        failure = _write_error(error, path, written)
+        if failure is None:
+            raise
+        raise failure from error
 
 
 def write_atomically(path: str | os.PathLike, data: bytes | str) -> None:
@@ -98,9 +134,13 @@ def staged_directory(path: str | os.PathLike, replace: bool = False):
             shutil.rmtree(path)
         os.rename(staging, path)
         fsync_dir(parent)
-    except BaseException:
+    except BaseException as error:
+        written = _tree_bytes(staging)
         shutil.rmtree(staging, ignore_errors=True)
-        raise
+        failure = _write_error(error, path, written)
+        if failure is None:
+            raise
+        raise failure from error
 
 
 def remove_stale_staging(directory: str | os.PathLike) -> list[str]:
@@ -120,6 +160,36 @@ def remove_stale_staging(directory: str | os.PathLike) -> list[str]:
                 os.remove(full)
             removed.append(full)
     return removed
+
+
+class LockHeld(OSError):
+    """Another process holds the lock; `holder` is the pid it wrote into the lock file ("" if none)."""
+
+    def __init__(self, path: str, holder: str):
+        super().__init__(errno.EWOULDBLOCK, f"{path} is locked by process {holder or '(unknown)'}")
+        self.path, self.holder = path, holder
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str | os.PathLike, wait: bool = False):
+    """Holds an OS lock (flock) on `path` for the block: a file, created and given this process's pid, or an
+    existing directory (locked as it is, nothing written). The kernel releases it when the process dies,
+    so a killed holder never blocks the next one. Without `wait`, a held lock raises `LockHeld` at once."""
+    path = os.fspath(path)
+    is_directory = os.path.isdir(path)
+    descriptor = os.open(path, os.O_RDONLY if is_directory else os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            holder = "" if is_directory else os.pread(descriptor, 32, 0).decode("ascii", "replace").strip()
+            raise LockHeld(path, holder) from None
+        if not is_directory:
+            os.ftruncate(descriptor, 0)
+            os.pwrite(descriptor, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(descriptor)  # releases the lock
 
 
 def sha256_file(path: str | os.PathLike) -> str:

@@ -14,16 +14,15 @@ import json
 import math
 import os
 import shutil
-import tempfile
 import time
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_tinynet import _compat
+from keras_tinynet import _compat, files
 from keras_tinynet import data as data_lib
-from keras_tinynet.files import write_atomically
+from keras_tinynet.files import sha256_file, staged_directory, write_atomically
 from keras_tinynet.models import build
 from keras_tinynet.spec import PRESETS, get_spec
 from keras_tinynet.weights import registry
@@ -296,56 +295,100 @@ def weights_fingerprint(model: keras.Model) -> str:
     return digest.hexdigest()
 
 
-# Run-defining fields: resuming with other values would silently train something else.
-_RESUME_KEYS = (
-    "model",
-    "flops",
-    "activation",
-    "image_size",
-    "dataset",
-    "epochs",
-    "batch_size",
-    "optimizer",
-    "learning_rate",
-    "schedule",
-    "steps_per_epoch",
-)
+# The TrainConfig fields a resumed run may change; every other field (new ones too) must match the run's.
+# epochs: extends the run (a cosine schedule and the EMA cap then stretch to the new end); model_dir,
+# data_dir and manual_dir: where the same run and data lie; jit_compile: XLA compiles the same math.
+# The strategy is compared: it decides the per-replica batch of the BN statistics.
+MAY_CHANGE_ON_RESUME = ("epochs", "model_dir", "data_dir", "manual_dir", "jit_compile")
+
+
+def resume_differences(recorded: dict, config: TrainConfig) -> list[str]:
+    """`name: was X, now Y` for each field outside MAY_CHANGE_ON_RESUME that differs from the recorded run.
+
+    A field the recorded run predates counts as its default: that is what the run trained with."""
+    differences = []
+    for field in dataclasses.fields(TrainConfig):
+        if field.name in MAY_CHANGE_ON_RESUME:
+            continue
+        now = json.loads(json.dumps(getattr(config, field.name)))  # tuples as the JSON lists recorded
+        was = recorded.get(field.name, field.default)
+        if was != now:
+            differences.append(f"{field.name}: was {was!r}, now {now!r}")
+    return differences
+
+
+class CheckpointError(Exception):
+    """A checkpoint that cannot be resumed from; the message says what is wrong with it."""
 
 
 class Checkpoints:
-    """One directory per finished epoch (`epoch-0007/`: weights with optimizer state, and the history),
-    written to a temporary directory and renamed into place, so a kill at any moment leaves either the
-    previous checkpoint or the new one, never a torn one. The newest two are kept."""
+    """One directory per finished epoch (`epoch-0007/`: weights with optimizer state, and `state.json` with
+    the history, the config and the weights' sha256), staged and renamed into place, then read back and
+    verified. The newest `KEEP` verified ones are kept: an older one is deleted only after a newer one is
+    verified, so a kill, a full disk or a corrupted file at any moment leaves a checkpoint to resume from."""
 
     KEEP = 2
+    WEIGHTS, STATE = "state.weights.h5", "state.json"
 
     def __init__(self, model_dir: str):
         self.root = os.path.join(model_dir, "checkpoints")
 
-    def latest(self) -> tuple[str, dict] | None:
+    def newest_first(self) -> list[str]:
         if not os.path.isdir(self.root):
-            return None
-        done = sorted(d for d in os.listdir(self.root) if d.startswith("epoch-"))
-        if not done:
-            return None
-        path = os.path.join(self.root, done[-1])
-        with open(os.path.join(path, "state.json")) as f:
-            return path, json.load(f)
+            return []
+        epochs = sorted((d for d in os.listdir(self.root) if d.startswith("epoch-")), reverse=True)
+        return [os.path.join(self.root, d) for d in epochs]
+
+    def verify(self, path: str) -> dict:
+        """The checkpoint's state, if its state file parses and its weights have the recorded sha256."""
+        try:
+            with open(os.path.join(path, self.STATE)) as f:
+                state = json.load(f)
+            recorded = state["weights_sha256"], state["epoch"], state["history"], state["config"]
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise CheckpointError(f"unreadable {self.STATE} ({type(error).__name__}: {error})") from None
+        try:
+            actual = sha256_file(os.path.join(path, self.WEIGHTS))
+        except OSError as error:
+            raise CheckpointError(f"unreadable {self.WEIGHTS} ({error.strerror})") from None
+        if actual != recorded[0]:
+            raise CheckpointError(f"{self.WEIGHTS} has sha256 {actual[:12]}..., not the recorded {recorded[0][:12]}...")
+        return state
+
+    def newest_verified(self) -> tuple[str, dict] | None:
+        """The newest checkpoint that verifies, with its state; prints which newer ones it skipped and why."""
+        for path in self.newest_first():
+            try:
+                return path, self.verify(path)
+            except CheckpointError as error:
+                print(f"Skipping checkpoint {path}: {error}.")
+        return None
 
     def save(self, model: keras.Model, epoch: int, state: dict) -> None:
-        os.makedirs(self.root, exist_ok=True)
-        final = os.path.join(self.root, f"epoch-{epoch:04d}")
-        staging = tempfile.mkdtemp(prefix=f".epoch-{epoch:04d}-", dir=self.root)
-        model.save_weights(os.path.join(staging, "state.weights.h5"))
-        _write_json(os.path.join(staging, "state.json"), state)
-        if os.path.exists(final):
-            shutil.rmtree(final)
-        os.rename(staging, final)
-        for old in sorted(d for d in os.listdir(self.root) if d.startswith("epoch-"))[: -self.KEEP]:
-            shutil.rmtree(os.path.join(self.root, old), ignore_errors=True)
-        for leftover in (d for d in os.listdir(self.root) if d.startswith(".epoch-")):
-            if os.path.join(self.root, leftover) != staging:
-                shutil.rmtree(os.path.join(self.root, leftover), ignore_errors=True)
+        weights = _compat.weights_h5_bytes(model)
+        state = {**state, "weights_sha256": hashlib.sha256(weights).hexdigest()}
+        path = os.path.join(self.root, f"epoch-{epoch:04d}")
+        with staged_directory(path, replace=True) as staging:
+            with open(os.path.join(staging, self.WEIGHTS), "wb") as stream:
+                stream.write(weights)
+            with open(os.path.join(staging, self.STATE), "w") as stream:
+                json.dump(state, stream, indent=2, default=str)
+            try:
+                self.verify(staging)  # what the disk holds, before anything older is deleted
+            except CheckpointError as error:
+                raise TrainingError(
+                    f"Checkpoint {path} did not read back as written ({error}); check the disk of {self.root!r}."
+                ) from None
+        verified = 0
+        for older in self.newest_first():
+            if verified < self.KEEP:
+                try:
+                    self.verify(older)
+                    verified += 1
+                    continue
+                except CheckpointError:
+                    pass
+            shutil.rmtree(older, ignore_errors=True)
 
 
 def _write_json(path: str, payload: dict) -> None:
@@ -397,9 +440,30 @@ class EpochRecorder(keras.callbacks.Callback):
 
 
 def train(config: TrainConfig, verbose: int | str = "auto") -> dict:
-    """Trains (or resumes) a run and returns its summary; writes everything under `config.model_dir`."""
-    started = time.time()
+    """Trains (or resumes) a run and returns its summary; writes everything under `config.model_dir`.
+
+    The chief holds `<model_dir>/.lock` for the whole run, so a second run in the same directory stops at
+    once instead of interleaving checkpoints; under it, what killed runs left staged is removed first."""
     config = resolve(config)
+    if not worker_role()[0]:
+        return _train(config, verbose)
+    os.makedirs(config.model_dir, exist_ok=True)
+    lock = os.path.join(config.model_dir, ".lock")
+    try:
+        with files.exclusive_lock(lock):
+            for directory in ("", "checkpoints", "final"):
+                for stale in files.remove_stale_staging(os.path.join(config.model_dir, directory)):
+                    print(f"Removed {stale}, left by a run that was killed while writing it.")
+            return _train(config, verbose)
+    except files.LockHeld as held:
+        raise TrainingError(
+            f"`model_dir`={config.model_dir!r} is in use by another training run (pid {held.holder}, lock {lock}); "
+            "wait for it to end or pass another --model_dir."
+        ) from None
+
+
+def _train(config: TrainConfig, verbose: int | str) -> dict:
+    started = time.time()
     strategy = make_strategy(config.strategy)
     if config.mixed_precision:
         keras.mixed_precision.set_global_policy(
@@ -462,18 +526,14 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> dict:
     )
     with workaround:
         history, initial_epoch = [], 0
-        latest = checkpoints.latest()
+        latest = checkpoints.newest_verified()
         if latest is not None:
             path, state = latest
-            changed = {
-                k: (state["config"].get(k), config_dict[k])
-                for k in _RESUME_KEYS
-                if state["config"].get(k) != json.loads(json.dumps(config_dict[k]))
-            }
-            if changed:
+            differences = resume_differences(state["config"], config)
+            if differences:
                 raise TrainingError(
-                    f"{config.model_dir!r} holds a run with other settings ({', '.join(f'{k}: was {a!r}, now {b!r}' for k, (a, b) in changed.items())}); "
-                    "use another --model_dir or the same flags."
+                    f"{config.model_dir!r} holds a run with other settings ({'; '.join(differences)}); use the "
+                    f"same flags (only {', '.join(MAY_CHANGE_ON_RESUME)} may change) or another --model_dir."
                 )
             with strategy.scope():
                 model.optimizer.build(model.trainable_variables)
@@ -553,14 +613,10 @@ def _mean(values):
 
 
 def _save_final(model: keras.Model, directory: str) -> dict:
-    """The EMA weights as .weights.h5 and the whole model as .keras, each written then renamed."""
-    os.makedirs(directory, exist_ok=True)
+    """The EMA weights as .weights.h5 and the whole model as .keras, each made in memory, then staged."""
     weights, whole = os.path.join(directory, "ema.weights.h5"), os.path.join(directory, "model.keras")
-    staging = os.path.join(directory, f".tmp-{os.getpid()}")
-    model.save_weights(staging + ".weights.h5")
-    os.replace(staging + ".weights.h5", weights)
-    model.save(staging + ".keras")
-    os.replace(staging + ".keras", whole)
+    write_atomically(weights, _compat.weights_h5_bytes(model))
+    write_atomically(whole, _compat.keras_archive_bytes(model))
     return {"weights": weights, "keras": whole}
 
 

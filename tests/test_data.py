@@ -1,5 +1,7 @@
 """The input pipeline on real images: shapes, value ranges, crops inside the image, deterministic eval."""
 
+import os
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -91,6 +93,20 @@ def test_corrupt_image_is_named(tmp_path):
     (root / "train" / "dog" / "broken.jpg").write_bytes(b"\xff\xd8 this is not a jpeg")
     with pytest.raises(data.DataError, match=r"(?s)1 image file\(s\) .* cannot be decoded.*broken.jpg"):
         data.load(f"folder:{root}")
+
+
+def test_unreadable_file_names_and_dangling_links_are_named(tmp_path):
+    root = write_image_folder(tmp_path)
+    cat = root / "train" / "cat"
+    os.rename(cat / "0.jpg", os.path.join(os.fsencode(cat), b"bad\xff.jpg"))
+    os.symlink(tmp_path / "gone.jpg", cat / "link.jpg")
+    with pytest.raises(data.DataError) as raised:
+        data.load(f"folder:{root}")
+    message = str(raised.value)
+    assert "2 image file(s)" in message and "cannot be decoded" in message
+    assert f"{cat}/bad\\xff.jpg: its name is not UTF-8" in message
+    assert f"{cat}/link.jpg: a dangling symbolic link to '{tmp_path / 'gone.jpg'}'" in message
+    message.encode("utf-8")  # printable
 
 
 def test_empty_class_folder_is_named(tmp_path):

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
 
-from keras_tinynet import data, export  # noqa: E402
+from keras_tinynet import data, export, files  # noqa: E402
 from keras_tinynet.spec import resolve_spec  # noqa: E402
 
 # --- arguments -----------------------------------------------------------------------------------
@@ -222,6 +222,11 @@ BAD_IMAGES = {
     "zero height": (np.zeros((2, 0, 64, 3), np.float32), r"height and width >= 1.*received shape \[2 0 64 3\]"),
     "int32": (np.zeros((1, 64, 64, 3), np.int32), r"expected to be a float tensor but is a int32 tensor"),
     "uint8": (np.zeros((1, 64, 64, 3), np.uint8), r"expected to be a float tensor but is a uint8 tensor"),
+    "NaN pixel": (
+        np.pad(np.full((1, 1, 1, 3), np.nan, np.float32), [(1, 0), (0, 63), (0, 63), (0, 0)]),
+        r"`images` must hold finite values.*received 3 NaN or infinite",
+    ),
+    "infinite pixel, resized": (np.full((1, 20, 30, 3), np.inf, np.float32), r"received 1800 NaN or infinite"),
 }
 
 
@@ -373,9 +378,21 @@ def test_failed_export_leaves_no_version_directory(tmp_path, tiny_exportable, mo
     assert os.stat(os.path.join(path, "saved_model.pb")).st_mode == os.stat(tmp_path / "ordinary.txt").st_mode
 
 
+def test_a_full_disk_during_export_is_one_write_error(tmp_path, tiny_exportable, monkeypatch):
+    def full_disk(module, path, signatures):
+        os.makedirs(os.path.join(path, "variables"))
+        raise tf.errors.ResourceExhaustedError(None, None, f"{path}/variables/x.tempstate; No space left on device")
+
+    monkeypatch.setattr(export.saved_model.tf.saved_model, "save", full_disk)
+    with pytest.raises(files.WriteError, match=rf"Cannot write {tmp_path}/tiny_random/1: No space left on device"):
+        export.export_saved_model(tiny_exportable, tmp_path)
+    assert os.listdir(tmp_path / "tiny_random") == []
+
+
 @pytest.mark.slow
 def test_killed_export_leaves_only_a_hidden_staging_directory(tmp_path):
-    """A process killed mid-write (no cleanup runs) leaves no directory TF Serving would load."""
+    """A process killed mid-write (no cleanup runs) leaves no directory TF Serving would load, and the next
+    export into that model directory removes what it left."""
     code = textwrap.dedent(
         f"""
         import os, sys
@@ -396,6 +413,8 @@ def test_killed_export_leaves_only_a_hidden_staging_directory(tmp_path):
     assert len(entries) == 1 and entries[0].startswith(".1.partial-") and not entries[0].isdigit()
     assert os.path.isfile(tmp_path / "tiny_random" / entries[0] / "saved_model.pb")  # written, never published
     assert export.next_version(str(tmp_path / "tiny_random")) == 1
+    export.export_saved_model(export.load_exportable(spec=H.tiny_spec("tiny_random")), tmp_path)
+    assert os.listdir(tmp_path / "tiny_random") == ["1"]  # the next export removed the leftover
 
 
 # --- weights files and the command line ----------------------------------------------------------

@@ -1,8 +1,11 @@
 """scripts/train.py and scripts/evaluate.py end to end: the embedded default, strategies, resume, errors."""
 
+import dataclasses
+import errno
 import json
 import os
 import pathlib
+import shutil
 import signal
 import socket
 import subprocess
@@ -13,6 +16,8 @@ import numpy as np
 import pytest
 from conftest import run_python
 from test_data import write_image_folder
+
+from keras_tinynet import files
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TRAIN = str(ROOT / "scripts" / "train.py")
@@ -226,6 +231,125 @@ def test_resuming_with_other_settings_is_refused(tmp_path):
         run(TRAIN, *args[:-2], "--model", "ghostnet_c", "--model_dir", str(tmp_path)),
         "holds a run with other settings (model: was 'ghostnet_d', now 'ghostnet_c')",
     )
+
+
+def test_resume_compares_every_field_but_the_allowed_ones():
+    from keras_tinynet import training
+
+    recorded = json.loads(json.dumps(dataclasses.asdict(training.resolve(training.TrainConfig(model_dir="a")))))
+    del recorded["color_jitter"]  # a run recorded before the field existed trained with its default
+    same = training.resolve(training.TrainConfig(model_dir="b", epochs=30, jit_compile=True, data_dir="/d"))
+    assert training.resume_differences(recorded, same) == []
+    other = dataclasses.replace(same, decay_rate=0.5, randaugment=(2, 9), color_jitter=0.3)
+    assert training.resume_differences(recorded, other) == [
+        "decay_rate: was 0.97, now 0.5",
+        "randaugment: was None, now [2, 9]",
+        "color_jitter: was 0.4, now 0.3",
+    ]
+
+
+BREAKAGES = {
+    "truncated weights": (lambda d: os.truncate(d / "state.weights.h5", 100), "state.weights.h5 has sha256"),
+    "deleted weights": (lambda d: (d / "state.weights.h5").unlink(), "unreadable state.weights.h5 (No such file"),
+    "corrupt state": (lambda d: (d / "state.json").write_text('{"epoch": 3, "hist'), "unreadable state.json"),
+}
+
+
+@pytest.mark.parametrize("breakage", sorted(BREAKAGES))
+def test_checkpoints_resume_from_the_newest_that_verifies_and_keep_two_verified(breakage, tmp_path, capsys):
+    import keras
+
+    from keras_tinynet import training
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    checkpoints = training.Checkpoints(str(tmp_path))
+    kept = lambda: sorted(os.listdir(checkpoints.root))  # noqa: E731
+    for epoch in (1, 2, 3):
+        checkpoints.save(model, epoch, {"epoch": epoch, "history": [], "config": {}})
+    assert kept() == ["epoch-0002", "epoch-0003"]
+    damage, reason = BREAKAGES[breakage]
+    damage(tmp_path / "checkpoints" / "epoch-0003")
+    path, state = checkpoints.newest_verified()
+    assert path.endswith("epoch-0002") and state["epoch"] == 2
+    assert f"Skipping checkpoint {checkpoints.root}/epoch-0003: {reason}" in capsys.readouterr().out
+    checkpoints.save(model, 4, {"epoch": 4, "history": [], "config": {}})
+    assert kept() == ["epoch-0002", "epoch-0004"]  # the broken one goes, the older verified one stays
+
+
+def test_a_full_disk_while_checkpointing_keeps_the_previous_checkpoints(tmp_path, monkeypatch):
+    import keras
+
+    from keras_tinynet import training
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    checkpoints = training.Checkpoints(str(tmp_path))
+    for epoch in (1, 2):
+        checkpoints.save(model, epoch, {"epoch": epoch, "history": [], "config": {}})
+    before = ["epoch-0001", "epoch-0002"]
+
+    def full_disk(root):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(files, "fsync_tree", full_disk)
+    with pytest.raises(
+        files.WriteError, match=r"Cannot write .*epoch-0003: No space left on device after [\d,]+ bytes"
+    ):
+        checkpoints.save(model, 3, {"epoch": 3, "history": [], "config": {}})
+    assert sorted(os.listdir(checkpoints.root)) == before  # no staging left, nothing deleted
+    assert all(checkpoints.verify(os.path.join(checkpoints.root, name)) for name in before)
+
+
+@pytest.mark.slow
+def test_a_second_run_in_the_same_directory_is_refused_and_a_rerun_walks_back(tmp_path):
+    """Two real processes on one run directory; then a truncated newest checkpoint and staging left by a
+    killed run: the rerun removes the staging, skips the broken checkpoint and resumes from the one before."""
+    args = [TRAIN, "--epochs", "3", "--steps_per_epoch", "2", *QUICK, "--model_dir", str(tmp_path)]
+    first = subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while not (tmp_path / ".lock").exists() and time.time() < deadline:
+            time.sleep(0.1)
+        assert_clean_error(
+            run(*args), f"`model_dir`={str(tmp_path)!r} is in use by another training run (pid {first.pid}"
+        )
+        assert first.wait(timeout=600) == 0
+    finally:
+        first.kill()
+    os.truncate(tmp_path / "checkpoints" / "epoch-0003" / "state.weights.h5", 1000)
+    stale = [tmp_path / "checkpoints" / ".epoch-0004.partial-x", tmp_path / "final" / ".model.keras.partial-y"]
+    stale[0].mkdir()
+    stale[1].write_bytes(b"")
+    result = run(*args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for path in stale:
+        assert f"Removed {path}, left by a run that was killed" in result.stdout and not path.exists()
+    assert f"Skipping checkpoint {tmp_path}/checkpoints/epoch-0003: state.weights.h5 has sha256" in result.stdout
+    assert f"Resuming from {tmp_path}/checkpoints/epoch-0002 (epoch 2 of 3)." in result.stdout
+    assert [h["epoch"] for h in summary(tmp_path)["history"]] == [1, 2, 3]
+    assert sorted(os.listdir(tmp_path / "final")) == ["ema.weights.h5", "model.keras"]
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 20 MB tmpfs (root only; skipped where mounting is not permitted)."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    if (
+        shutil.which("mount") is None
+        or subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", str(mount)], capture_output=True
+        ).returncode
+    ):
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=True)
+
+
+@pytest.mark.slow
+def test_a_full_disk_is_one_line_not_a_segmentation_fault(small_disk):
+    result = run(TRAIN, "--epochs", "2", "--steps_per_epoch", "3", *QUICK, "--model_dir", str(small_disk / "run"))
+    assert_clean_error(result, f"Cannot write {small_disk}/run/checkpoints/epoch-0001: No space left on device after")
+    assert not [p for p in small_disk.rglob("*") if files.STAGING_MARK in p.name]
 
 
 @pytest.mark.slow

@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from keras_tinynet.export.exportable import Exportable
 from keras_tinynet.export.image_decoding import MAX_PIXELS, assert_with_message, decode_and_preprocess
-from keras_tinynet.files import staged_directory
+from keras_tinynet.files import DISK_ERRORS, exclusive_lock, remove_stale_staging, staged_directory
 
 TOP_K = 5
 
@@ -56,7 +56,15 @@ class ServingModule(tf.Module):
                 "height and width >= 1); received shape {}",
                 [shape],
             )
-            with tf.control_dependencies([check]):
+            # A NaN or infinite pixel would come out as the probabilities of a black image (the resize
+            # and the ReLUs turn it into zeros), a wrong answer that looks right.
+            finite = assert_with_message(
+                tf.reduce_all(tf.math.is_finite(images)),
+                "serving_default: `images` must hold finite values (RGB in [0, 255]); received {} NaN or "
+                "infinite value(s)",
+                [tf.size(images) - tf.math.count_nonzero(tf.math.is_finite(images), dtype=tf.int32)],
+            )
+            with tf.control_dependencies([check, finite]):
                 images = tf.ensure_shape(tf.identity(images), [None, None, None, 3])
                 shape = tf.shape(images)
             same = tf.logical_and(tf.equal(shape[1], size), tf.equal(shape[2], size))
@@ -128,6 +136,8 @@ def export_saved_model(
     synced, and renamed into place. An export that fails or is killed leaves no numeric directory, so TF
     Serving (which loads only numeric version directories) never sees a half-written model. `version`
     defaults to one more than the largest existing version; an existing version is never overwritten.
+    Exports into one model directory take turns (a lock on it), so each removes what a killed export left
+    staged there and picks a version no other export is writing.
     """
     if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
         raise ValueError(
@@ -135,22 +145,32 @@ def export_saved_model(
         )
     model_dir = os.path.join(os.fspath(export_dir), exportable.name)
     os.makedirs(model_dir, exist_ok=True)
-    version = next_version(model_dir) if version is None else version
-    final = os.path.join(model_dir, str(version))
-    if os.path.exists(final):
-        raise ValueError(
-            f"`version`={version}: {final} already exists; TF Serving versions are immutable, "
-            f"pass a new version (next free: {next_version(model_dir)})."
-        )
-    with staged_directory(final) as staging:
-        module = ServingModule(exportable, max_pixels=max_pixels)
-        write_saved_model(module, staging, module.signatures())
-        _write_labels_asset(staging, exportable.labels)
+    with exclusive_lock(model_dir, wait=True):
+        remove_stale_staging(model_dir)
+        version = next_version(model_dir) if version is None else version
+        final = os.path.join(model_dir, str(version))
+        if os.path.exists(final):
+            raise ValueError(
+                f"`version`={version}: {final} already exists; TF Serving versions are immutable, "
+                f"pass a new version (next free: {next_version(model_dir)})."
+            )
+        with staged_directory(final) as staging:
+            module = ServingModule(exportable, max_pixels=max_pixels)
+            write_saved_model(module, staging, module.signatures())
+            _write_labels_asset(staging, exportable.labels)
     return final
 
 
 def write_saved_model(module, path: str, signatures) -> None:
-    tf.saved_model.save(module, path, signatures=signatures)
+    try:
+        tf.saved_model.save(module, path, signatures=signatures)
+    except tf.errors.OpError as error:
+        # TensorFlow reports a full disk as a ResourceExhaustedError; raised as the OSError it was, the
+        # staged directory being written turns it into a one-line WriteError.
+        code = next((code for code in DISK_ERRORS if os.strerror(code) in error.message), None)
+        if code is None:
+            raise
+        raise OSError(code, os.strerror(code), path) from error
 
 
 def _write_labels_asset(saved_model_dir: str, labels: Sequence[str]) -> None:
