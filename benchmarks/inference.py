@@ -15,7 +15,8 @@ timm's ghostnet_100 in PyTorch (eager, inference_mode; `torch` under glibc's def
 and alone, and `torch_mallopt` with the malloc thresholds raised, as every other runner then runs). All but
 `torch` are timed in --rounds interleaved rounds, so that drift of the machine hits all alike. It also
 measures the float32 matrix-multiply peak of the machine (TensorFlow and PyTorch, best of both) and gives
-each model's achieved FLOP/s (2 x multiply-adds x images/s) as a share of it. Writes inference.json, inference.md and inference.png
+each model's achieved FLOP/s (2 x multiply-adds x images/s) as a share of it. Writes inference.json,
+inference.md and inference.png
 (throughput against FLOPs, and the paper's top-1 against FLOPs) to --output_dir.
 """
 
@@ -346,7 +347,7 @@ def timm_runners(name: str, batches, images) -> list[Runner]:
     import torch
 
     from keras_tinynet.counting import count
-    from keras_tinynet.spec import get_spec
+    from keras_tinynet.presets import get_spec
 
     model = timm.create_model(TIMM[name], pretrained=False).eval()
     size, macs = 224, count(get_spec(TIMM[name])).flops  # the same architecture as keras_tinynet's GhostNet100

@@ -6,14 +6,15 @@ Names are imported lazily, so `keras_tinynet.spec`, `.counting` and `.formula` (
 
 import importlib
 
-from keras_tinynet.spec import PRESETS, builder_name
+from keras_tinynet.presets import PRESETS, builder_name
 
 __version__ = "0.1.0"
 
 _EXPORTS = {
     "keras_tinynet.models": ("GhostNet", "TinyNet", *(builder_name(preset) for preset in PRESETS), "feature_pyramid"),
     "keras_tinynet.imagenet": ("preprocess_input", "decode_predictions"),
-    "keras_tinynet.spec": ("NetworkSpec", "get_spec", "resolve_spec", "scale", "PRESETS"),
+    "keras_tinynet.spec": ("NetworkSpec", "scale"),
+    "keras_tinynet.presets": ("get_spec", "resolve_spec", "PRESETS"),
     "keras_tinynet.counting": ("Counts", "count"),
     "keras_tinynet.formula": ("tiny_formula",),
     "keras_tinynet.inference": ("fold_batch_norm",),

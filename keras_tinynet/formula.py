@@ -3,7 +3,7 @@
 The paper fits resolution and depth as smooth functions of the FLOPs ratio c with Gaussian-process
 regression over the best small models it found, then sets the width from the FLOPs constraint.
 Its fitted curves were never released, so this module refits them on the published TinyNet points
-(ratios of EfficientNet-B0) and applies them to a base architecture of `spec.ARCHITECTURES`:
+(ratios of EfficientNet-B0) and applies them to a base architecture of `presets.ARCHITECTURES`:
 GhostNet-A (the default) or EfficientNet-B0 itself, with c = budget / FLOPs(base).
 Width is solved numerically against the real FLOPs counter, because stems, heads and depthwise
 convolutions do not scale with width squared. Plain numpy, no TensorFlow.
@@ -18,7 +18,8 @@ import math
 import numpy as np
 
 from keras_tinynet.counting import Counts, count
-from keras_tinynet.spec import ARCHITECTURES, TINYNET_GHOSTNET, Architecture, NetworkSpec, scale
+from keras_tinynet.presets import ARCHITECTURES, TINYNET_GHOSTNET
+from keras_tinynet.spec import Architecture, NetworkSpec, scale
 
 # (c, resolution r, width w, depth d) of EfficientNet-B0 and TinyNet-A..E (Table 3 of the paper).
 TINYNET_POINTS = (
@@ -149,7 +150,7 @@ def tiny_formula(
         raise ValueError(
             f"The tiny formula covers {MIN_RATIO * full / 1e6:.0f}M to {MAX_RATIO * full / 1e6:.0f}M FLOPs "
             f"(`ratio` {MIN_RATIO} to {MAX_RATIO} of {architecture.name}); received "
-            f"{'flops=%r' % flops if flops is not None else 'ratio=%r' % ratio}."
+            + (f"flops={flops!r}." if flops is not None else f"ratio={ratio!r}.")
         )
     budget = ratio * full
     resolution, depth = resolution_and_depth(ratio)

@@ -14,17 +14,8 @@ from keras import layers
 
 from keras_tinynet import blocks as B
 from keras_tinynet.counting import count
-from keras_tinynet.spec import (
-    ACTIVATIONS,
-    IMAGENET_PREPROCESSING,
-    MIN_SIZE,
-    PRESETS,
-    NetworkSpec,
-    builder_name,
-    get_spec,
-    model_name,
-    resolve_spec,
-)
+from keras_tinynet.presets import PRESETS, builder_name, get_spec, model_name, resolve_spec
+from keras_tinynet.spec import ACTIVATIONS, IMAGENET_PREPROCESSING, MIN_SIZE, NetworkSpec
 from keras_tinynet.weights import loading, registry
 
 

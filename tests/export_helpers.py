@@ -28,7 +28,8 @@ DIGIT_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "e
 
 def tiny_spec(name: str = "tiny_digits"):
     """GhostNet-A scaled to 64x64, depth 0.3, width 0.25: 11 blocks, 0.77M parameters, 3M FLOPs."""
-    from keras_tinynet.spec import TINYNET_GHOSTNET, scale
+    from keras_tinynet.presets import TINYNET_GHOSTNET
+    from keras_tinynet.spec import scale
 
     return scale(TINYNET_GHOSTNET, SIZE / 240, 0.3, 0.25, name=name)
 

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from keras_tinynet import cli
-from keras_tinynet.spec import PRESETS
+from keras_tinynet.presets import PRESETS
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 # Flags that mean the same in every subcommand that takes them.
@@ -92,7 +92,7 @@ def test_errors_raised_outside_the_package_keep_their_traceback():
     except ValueError as error:
         assert cli.exit_code(error) is None
     try:
-        from keras_tinynet.spec import get_spec
+        from keras_tinynet.presets import get_spec
 
         get_spec("nope")
     except ValueError as error:

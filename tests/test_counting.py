@@ -3,7 +3,7 @@
 import pytest
 
 from keras_tinynet.counting import conv_output_size, count
-from keras_tinynet.spec import get_spec
+from keras_tinynet.presets import get_spec
 
 # (variant, params, FLOPs) of Table 1 of the TinyNet appendix.
 TINYNET_TABLE = [

@@ -7,7 +7,7 @@ import pytest
 from test_data import write_image_folder
 
 import keras_tinynet
-from keras_tinynet import training
+from keras_tinynet import recipe, training
 
 SIZE = 32
 
@@ -47,8 +47,8 @@ def test_weights_turn_the_recipe_into_fine_tuning(tmp_path):
     tuned = training.resolve(
         dataclasses.replace(scratch, epochs=None, learning_rate=None, warmup_epochs=None, weights="w")
     )
-    assert tuned.epochs == training.FINE_TUNING_RECIPE["epochs"] < scratch.epochs
-    assert tuned.learning_rate == pytest.approx(scratch.learning_rate * training.FINE_TUNING_LR_FACTOR)
+    assert tuned.epochs == recipe.FINE_TUNING_RECIPE["epochs"] < scratch.epochs
+    assert tuned.learning_rate == pytest.approx(scratch.learning_rate * recipe.FINE_TUNING_LR_FACTOR)
     assert tuned.warmup_epochs < scratch.warmup_epochs
     with pytest.raises(training.TrainingError, match=r"`freeze_backbone`=True needs `weights`.*received weights=None"):
         training.resolve(training.TrainConfig(freeze_backbone=True, model_dir=str(tmp_path)))

@@ -61,7 +61,7 @@ def test_fold_keeps_a_conv_whose_output_has_another_consumer(rng):
     model = keras.Model(inputs, outputs)
     randomize_batch_norm(model, rng)
     folded = fold_batch_norm(model)
-    assert [l.name for l in folded.layers if isinstance(l, keras.layers.BatchNormalization)] == ["bn"]
+    assert [layer.name for layer in folded.layers if isinstance(layer, keras.layers.BatchNormalization)] == ["bn"]
     assert max_difference(model, folded, rng.normal(size=(2, 8, 8, 3)).astype("float32")) < 1e-5
 
 
@@ -72,7 +72,7 @@ def test_fold_works_on_keras_applications(rng):
     folded = fold_batch_norm(model)
     images = (rng.random((2, 96, 96, 3)) * 255).astype("float32")
     assert max_difference(model, folded, images) < 1e-4  # logits of an untrained net reach ~1e2
-    assert sum(isinstance(l, keras.layers.BatchNormalization) for l in folded.layers) == 0
+    assert sum(isinstance(layer, keras.layers.BatchNormalization) for layer in folded.layers) == 0
 
 
 def test_fold_rejects_a_model_it_cannot_rewrite():

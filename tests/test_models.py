@@ -7,7 +7,7 @@ import pytest
 import keras_tinynet
 from keras_tinynet.counting import count
 from keras_tinynet.models import VARIANTS
-from keras_tinynet.spec import get_spec
+from keras_tinynet.presets import get_spec
 
 
 def trainable_params(model):
@@ -31,7 +31,9 @@ def test_hswish_variant_and_custom_classes_count(build_cached):
     model = keras_tinynet.GhostNetD(activation="hard_swish", classes=10, include_preprocessing=False)
     assert model.name == "ghostnet_d_hswish"
     assert trainable_params(model) == count(get_spec("ghostnet_d"), classes=10).params
-    assert {type(l).__name__ for l in model.layers if l.name.endswith("ghost1_primary_act")} == {"Activation"}
+    assert {type(layer).__name__ for layer in model.layers if layer.name.endswith("ghost1_primary_act")} == {
+        "Activation"
+    }
     assert model.get_layer("stem_act").get_config()["activation"] in ("hard_swish", "hard_silu")  # Keras aliases
     assert model.get_layer("block0_se_reduce_act").__class__.__name__ == "ReLU"  # SE keeps ReLU
 
@@ -82,9 +84,10 @@ def test_deterministic_layer_names_and_pytorch_padding_and_bn_settings():
     assert model.get_layer("stem_pad").padding == ((1, 1), (1, 1))
     assert model.get_layer("block3_dw_pad").padding == ((2, 2), (2, 2))
     assert model.get_layer("stem_conv").padding == "valid" and model.get_layer("block3_dw_conv").strides == (2, 2)
-    bns = [l for l in model.layers if isinstance(l, keras.layers.BatchNormalization)]
+    bns = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
     assert bns and all(bn.epsilon == 1e-5 and bn.momentum == 0.9 for bn in bns)
-    assert not any(l.use_bias for l in model.layers if isinstance(l, keras.layers.Conv2D) and l.name.endswith("_conv"))
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D) and layer.name.endswith("_conv")]
+    assert not any(layer.use_bias for layer in convs)
 
 
 def test_input_tensor_and_pooling_and_dynamic_sizes(rng):
@@ -277,14 +280,14 @@ def test_mixed_precision_outputs_float32(policy, rng):
 
 def test_dtype_argument_reaches_every_layer(rng):
     model = keras_tinynet.GhostNetD(input_shape=(64, 64, 3), dtype="mixed_bfloat16")
-    policies = {l.dtype_policy.name for l in model.layers if l.weights and l.name != "predictions"}
+    policies = {layer.dtype_policy.name for layer in model.layers if layer.weights and layer.name != "predictions"}
     assert policies == {"mixed_bfloat16"}
     assert keras.backend.standardize_dtype(model(images(rng)).dtype) == "float32"
 
 
 def test_drop_connect_is_stochastic_depth_in_training_only(rng):
     model = keras_tinynet.GhostNetD(input_shape=(64, 64, 3), drop_connect_rate=0.5, dropout_rate=0.0)
-    drops = [l for l in model.layers if l.name.endswith("_drop")]
+    drops = [layer for layer in model.layers if layer.name.endswith("_drop")]
     assert len(drops) == len(get_spec("ghostnet_d").blocks) - 1  # block 0 has rate 0
     assert drops[-1].rate == pytest.approx(0.5 * 12 / 13) and drops[0].noise_shape == (None, 1, 1, 1)
     x = images(rng)

@@ -6,19 +6,8 @@ import pytest
 from conftest import run_python
 
 from keras_tinynet.counting import count
-from keras_tinynet.spec import (
-    EFFICIENTNET_B0,
-    ORIGINAL_GHOSTNET,
-    PRESETS,
-    TINYNET_GHOSTNET,
-    BlockSpec,
-    NetworkSpec,
-    builder_name,
-    get_spec,
-    make_divisible,
-    scale,
-    scale_stage_depth,
-)
+from keras_tinynet.presets import EFFICIENTNET_B0, ORIGINAL_GHOSTNET, PRESETS, TINYNET_GHOSTNET, builder_name, get_spec
+from keras_tinynet.spec import BlockSpec, NetworkSpec, make_divisible, scale, scale_stage_depth
 
 # (k, mid, out, se, stride) of GhostNet-A, as the reference lists them.
 GHOSTNET_A_BLOCKS = (

@@ -7,7 +7,8 @@ import os
 import sys
 
 from keras_tinynet.formula import parse_flops
-from keras_tinynet.spec import ACTIVATIONS, PRESETS
+from keras_tinynet.presets import PRESETS
+from keras_tinynet.spec import ACTIVATIONS
 
 
 class ArgumentParser(argparse.ArgumentParser):

@@ -15,7 +15,7 @@ import json
 import os
 
 from keras_tinynet.cli.common import BooleanFlag, add_output_dir, require
-from keras_tinynet.spec import PRESETS
+from keras_tinynet.presets import PRESETS
 
 DESCRIPTION = __doc__
 

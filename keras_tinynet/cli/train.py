@@ -15,7 +15,8 @@ import sys
 import typing
 
 from keras_tinynet.cli.common import BooleanFlag, flops_value, quiet_tensorflow
-from keras_tinynet.spec import ACTIVATIONS, PRESETS
+from keras_tinynet.presets import PRESETS
+from keras_tinynet.spec import ACTIVATIONS
 
 DESCRIPTION = __doc__
 # Flags with a fixed set of values; the other flags take their type from the TrainConfig field.
@@ -33,7 +34,7 @@ def parse_randaugment(text: str) -> tuple[int, int]:
 
 def config_fields(names: typing.Iterable[str] | None = None):
     """The TrainConfig fields (all, or those named) with their resolved types."""
-    from keras_tinynet.training import TrainConfig
+    from keras_tinynet.recipe import TrainConfig
 
     hints = typing.get_type_hints(TrainConfig)
     fields = {field.name: field for field in dataclasses.fields(TrainConfig)}
@@ -64,7 +65,7 @@ def add_arguments(parser) -> None:
 
 
 def config_from(args, names: typing.Iterable[str] | None = None):
-    from keras_tinynet.training import TrainConfig
+    from keras_tinynet.recipe import TrainConfig
 
     values = {field.name: getattr(args, field.name) for field, _ in config_fields(names)}
     if isinstance(values.get("randaugment"), str):

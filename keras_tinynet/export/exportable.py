@@ -13,7 +13,8 @@ import keras
 from keras_tinynet import models
 from keras_tinynet.imagenet import class_names
 from keras_tinynet.inference import fold_batch_norm
-from keras_tinynet.spec import ACTIVATIONS, IMAGENET_PREPROCESSING, MIN_SIZE, NetworkSpec, model_name, resolve_spec
+from keras_tinynet.presets import model_name, resolve_spec
+from keras_tinynet.spec import ACTIVATIONS, IMAGENET_PREPROCESSING, MIN_SIZE, NetworkSpec
 from keras_tinynet.weights import loading
 
 

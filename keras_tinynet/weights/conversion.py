@@ -28,7 +28,8 @@ import urllib.parse
 import numpy as np
 
 from keras_tinynet.files import sha256_file, staged_file
-from keras_tinynet.spec import IMAGENET_PREPROCESSING, PRESETS, get_spec
+from keras_tinynet.presets import PRESETS, get_spec
+from keras_tinynet.spec import IMAGENET_PREPROCESSING
 from keras_tinynet.weights import registry as registry_lib
 from keras_tinynet.weights.timm_mapping import from_timm_state_dict
 
@@ -359,7 +360,8 @@ def _check_arguments(variant, output, parity, base_url, top1, overwrite) -> None
         raise ValueError(f"`parity` must be one of {PARITY_MODES}; received parity={parity!r}.")
     if not isinstance(output, (str, os.PathLike)) or not os.fspath(output).endswith(".weights.h5"):
         raise ValueError(
-            f"`output` must be a file name ending with '.weights.h5' (Keras 3 writes no other); received output={output!r}."
+            "`output` must be a file name ending with '.weights.h5' (Keras 3 writes no other); "
+            f"received output={output!r}."
         )
     if os.path.exists(output) and not overwrite:
         raise FileExistsError(
@@ -367,7 +369,8 @@ def _check_arguments(variant, output, parity, base_url, top1, overwrite) -> None
         )
     if base_url is not None and not registry_lib.has_scheme(base_url):
         raise ValueError(
-            f"`base_url` must be a URL with one of the schemes {registry_lib.URL_SCHEMES}; received base_url={base_url!r}."
+            f"`base_url` must be a URL with one of the schemes {registry_lib.URL_SCHEMES}; "
+            f"received base_url={base_url!r}."
         )
     if top1 is not None and not 0 < top1 <= 100:
         raise ValueError(f"`top1` must be a percentage in (0, 100]; received top1={top1!r}.")

@@ -38,7 +38,7 @@ import re
 import urllib.parse
 from importlib import resources
 
-from keras_tinynet.spec import PRESETS
+from keras_tinynet.presets import PRESETS
 from keras_tinynet.weights.download import HASH_ALGORITHMS, DownloadError, download, file_hash, is_regular_file
 
 REGISTRY_ENV = "KERAS_TINYNET_WEIGHTS_REGISTRY"
