@@ -456,3 +456,4 @@ class Preprocessing:
 
 
 IMAGENET_PREPROCESSING = Preprocessing()
+IMAGENET_CLASSES = 1000  # what the published weights classify
