@@ -5,7 +5,8 @@ that need no download), `folder:/path` (tfds' ImageFolder layout: `/path/<split>
 and any tensorflow-datasets name (`imagenet2012` with `--data_dir` and `--manual_dir`).
 
 Training images get a random-resized crop (bicubic), a horizontal flip, color jitter and optionally
-RandAugment; evaluation images are resized to size / crop_pct and center-cropped. Both yield float32
+RandAugment; evaluation images are resized to size / crop_pct and center-cropped exactly as timm does
+(tests/test_eval_transform.py pins it). Both yield float32
 RGB in [0, 255] (the models normalize inside) and one-hot labels (for label smoothing).
 """
 
@@ -20,7 +21,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from keras_tinynet.spec import IMAGENET_PREPROCESSING
+from keras_tinynet.spec import IMAGENET_PREPROCESSING, Preprocessing
+from keras_tinynet.weights.registry import INTERPOLATIONS
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 EVAL_SPLIT_NAMES = ("validation", "val", "test")
@@ -280,23 +282,33 @@ def resize_size(height, width, image_size: int, crop_pct: float = IMAGENET_PREPR
     return tf.cast(new_h, tf.int32), tf.cast(new_w, tf.int32)
 
 
-def eval_preprocess(image, image_size: int, crop_pct: float = IMAGENET_PREPROCESSING.crop_pct):
-    """One decoded image [h, w, 3] (any dtype, values in [0, 255]) -> float32 [size, size, 3] in [0, 255].
+def eval_preprocess(
+    image,
+    image_size: int,
+    crop_pct: float = IMAGENET_PREPROCESSING.crop_pct,
+    interpolation: str = IMAGENET_PREPROCESSING.interpolation,
+):
+    """One decoded image [h, w, 3] (any dtype, values in [0, 255]) -> float32 [size, size, 3] of grey levels.
 
-    The eval transform of the family (timm `transforms_imagenet_eval`): resize the shorter side to
-    floor(size / crop_pct) with antialiased bicubic interpolation (as PIL does), clip the bicubic
-    overshoot to [0, 255], center-crop size x size (offsets rounded half to even, like Python's round).
+    The eval transform of the published weights (timm `transforms_imagenet_eval` on PIL images): resize
+    the shorter side to floor(size / crop_pct) with antialiased `interpolation` ("bicubic" or "bilinear"),
+    then center-crop size x size (offsets rounded half to even, like Python's round). PIL resizes the
+    width, rounds to uint8, then resizes the height and rounds again; doing the same, rather than one
+    float resize, keeps every pixel of a downscaled photo within 1 grey level of timm's (one float
+    resize differed by up to 8 at saturated edges, where PIL clips the first pass's overshoot).
     """
-    image = tf.convert_to_tensor(image)
+    if interpolation not in INTERPOLATIONS:
+        raise DataError(f"`interpolation` must be one of {INTERPOLATIONS}; received interpolation={interpolation!r}.")
+    image = tf.cast(tf.convert_to_tensor(image), tf.float32)
     shape = tf.shape(image)
     new_h, new_w = resize_size(shape[0], shape[1], image_size, crop_pct)
-    resized = tf.image.resize(
-        tf.cast(image, tf.float32)[None], tf.stack([new_h, new_w]), method="bicubic", antialias=True
-    )[0]
-    resized = tf.clip_by_value(resized, 0.0, 255.0)
+    resized = image[None]
+    for pass_size in (tf.stack([shape[0], new_w]), tf.stack([new_h, new_w])):
+        resized = tf.image.resize(resized, pass_size, method=interpolation, antialias=True)
+        resized = tf.clip_by_value(tf.floor(resized + 0.5), 0.0, 255.0)  # PIL's uint8 rounding
     top = tf.cast(tf.round(tf.cast(new_h - image_size, tf.float64) / 2.0), tf.int32)
     left = tf.cast(tf.round(tf.cast(new_w - image_size, tf.float64) / 2.0), tf.int32)
-    cropped = resized[top : top + image_size, left : left + image_size]
+    cropped = resized[0, top : top + image_size, left : left + image_size]
     return tf.ensure_shape(cropped, [image_size, image_size, 3])
 
 
@@ -307,8 +319,12 @@ def pipeline(
     batch_size: int,
     augmentation: Augmentation = Augmentation(),
     seed: int | None = None,
+    preprocessing: Preprocessing = IMAGENET_PREPROCESSING,
 ) -> tf.data.Dataset:
     """Batches of (float32 images in [0, 255], one-hot labels) of the global `batch_size`.
+
+    Evaluation images get `eval_preprocess` with the `crop_pct` and `interpolation` of `preprocessing`
+    (the published weights' own, to reproduce their accuracy).
 
     Decoding and augmentation run in parallel; under a tf.distribute strategy Keras splits each global
     batch between the replicas (the batch size must be divisible by their number).
@@ -330,7 +346,7 @@ def pipeline(
     else:
 
         def prepare(image, label):
-            return eval_preprocess(image, image_size), label
+            return eval_preprocess(image, image_size, preprocessing.crop_pct, preprocessing.interpolation), label
 
     num_classes = dataset.num_classes
     ds = ds.map(lambda image, label: prepare(image, label), num_parallel_calls=tf.data.AUTOTUNE)

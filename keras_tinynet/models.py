@@ -15,7 +15,7 @@ from keras import layers
 from keras_tinynet import blocks as B
 from keras_tinynet.counting import count
 from keras_tinynet.presets import PRESETS, builder_name, get_spec, model_name, resolve_spec
-from keras_tinynet.spec import ACTIVATIONS, IMAGENET_PREPROCESSING, MIN_SIZE, NetworkSpec
+from keras_tinynet.spec import ACTIVATIONS, IMAGENET_CLASSES, IMAGENET_PREPROCESSING, MIN_SIZE, NetworkSpec
 from keras_tinynet.weights import loading, registry
 
 
@@ -186,10 +186,11 @@ def feature_pyramid(model: keras.Model) -> keras.Model:
 def _check_weights_argument(weights, include_top: bool, classes: int) -> None:
     """Refuses a bad `weights=` before the model is built: a missing file, or a tag with another class count."""
     if registry.is_tag(weights):
-        if include_top and classes != 1000:
+        if include_top and classes != IMAGENET_CLASSES:
             raise ValueError(
-                f"If using `weights={weights!r}` with `include_top=True`, `classes` should be 1000. Received: "
-                f"classes={classes}. Pass include_top=False to put a new classifier on the pretrained backbone."
+                f"If using `weights={weights!r}` with `include_top=True`, `classes` should be {IMAGENET_CLASSES}. "
+                f"Received: classes={classes}. Pass include_top=False to put a new classifier on the pretrained "
+                "backbone."
             )
     elif not (weights is None or (isinstance(weights, (str, os.PathLike)) and os.path.exists(weights))):
         raise ValueError(

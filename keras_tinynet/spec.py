@@ -351,3 +351,6 @@ def scale(
         head_channels=head if architecture.head_channels else 0,
         activation=architecture.activation,
     )
+
+
+IMAGENET_CLASSES = 1000  # what the published weights classify

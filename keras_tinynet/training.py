@@ -32,6 +32,7 @@ from keras_tinynet.recipe import (
     resume_differences,
     spec_of,
 )
+from keras_tinynet.spec import IMAGENET_CLASSES, IMAGENET_PREPROCESSING
 from keras_tinynet.weights import registry
 from keras_tinynet.weights.loading import load_pretrained_weights, load_weights
 
@@ -132,8 +133,8 @@ def make_optimizer(config: TrainConfig, model: keras.Model, steps_per_epoch: int
     return optimizer
 
 
-def build_model(config: TrainConfig, num_classes: int) -> keras.Model:
-    """The network a config trains (also used to rebuild it for export and evaluation)."""
+def build_model(config: TrainConfig, num_classes: int, weights: str | None = None) -> keras.Model:
+    """The network a config trains (also used to rebuild it for export and evaluation), with `weights` (a tag)."""
     return build(
         spec_of(config),
         input_shape=(config.image_size, config.image_size, 3),
@@ -141,6 +142,7 @@ def build_model(config: TrainConfig, num_classes: int) -> keras.Model:
         activation=config.activation,
         dropout_rate=config.dropout_rate,
         drop_connect_rate=config.drop_connect_rate,
+        weights=weights,
     )
 
 
@@ -397,15 +399,31 @@ def _save_final(model: keras.Model, directory: str) -> dict:
 
 
 def evaluate(config: TrainConfig, weights: str, split: str = "eval") -> dict:
-    """Top-1, top-5 and cross-entropy of a weights file on a split ("eval" or "train"), eval preprocessing."""
+    """Top-1, top-5 and cross-entropy of `weights` on a split ("eval" or "train") with the eval preprocessing.
+
+    `weights` is the path of a weights file (evaluated with the family's eval transform) or a registered
+    tag such as "imagenet": the published weights, evaluated with the transform they were published with
+    (the entry's `crop_pct` and `interpolation`), so that ImageNet's validation split gives their top-1.
+    """
     if split not in ("eval", "train"):
         raise TrainingError(f"`split` must be 'eval' or 'train'; received split={split!r}.")
     config = resolve(config)
+    tagged = registry.is_tag(weights)
+    preprocessing = (
+        registry.published_preprocessing(spec_of(config).name, weights) if tagged else IMAGENET_PREPROCESSING
+    )
     dataset = data_lib.load(config.dataset, config.data_dir, config.manual_dir, seed=config.seed)
+    if tagged and dataset.num_classes != IMAGENET_CLASSES:
+        raise TrainingError(
+            f"`weights`={weights!r} classifies the {IMAGENET_CLASSES} ImageNet classes; `dataset`={dataset.name!r} "
+            f"has {dataset.num_classes}. Evaluate a tag on imagenet2012, or pass the path of weights trained on "
+            "this dataset."
+        )
     if split == "train":
         dataset = dataclasses.replace(dataset, eval=dataset.train, eval_examples=dataset.train_examples)
-    model = build_model(config, dataset.num_classes)
-    load_weights(model, weights)
+    model = build_model(config, dataset.num_classes, weights if tagged else None)
+    if not tagged:
+        load_weights(model, weights)
     model.compile(
         loss=keras.losses.CategoricalCrossentropy(),
         metrics=[
@@ -413,13 +431,14 @@ def evaluate(config: TrainConfig, weights: str, split: str = "eval") -> dict:
             keras.metrics.TopKCategoricalAccuracy(k=5, name="top5"),
         ],
     )
-    loss, top1, top5 = model.evaluate(
-        data_lib.pipeline(dataset, False, config.image_size, config.batch_size), verbose=0
-    )
+    eval_data = data_lib.pipeline(dataset, False, config.image_size, config.batch_size, preprocessing=preprocessing)
+    loss, top1, top5 = model.evaluate(eval_data, verbose=0)
     return {
         "dataset": dataset.name,
         "split": split,
         "examples": dataset.eval_examples,
+        "crop_pct": preprocessing.crop_pct,
+        "interpolation": preprocessing.interpolation,
         "loss": loss,
         "top1": top1,
         "top5": top5,

@@ -18,7 +18,7 @@ tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
 
 from keras_tinynet import data, export, files  # noqa: E402
-from keras_tinynet.spec import resolve_spec  # noqa: E402
+from keras_tinynet.presets import resolve_spec  # noqa: E402
 
 # --- arguments -----------------------------------------------------------------------------------
 
@@ -97,13 +97,20 @@ def test_resize_size_matches_timm_eval_transform():
         assert resized.size == (int(new_w), int(new_h))
 
 
+def pil_like_resize(image: np.ndarray, new_h: int, new_w: int) -> np.ndarray:
+    """PIL's resize: the width, rounded to uint8, then the height, rounded to uint8 (antialiased bicubic)."""
+    width_pass = tf.image.resize(image[None], [image.shape[0], new_w], method="bicubic", antialias=True)
+    width_pass = np.clip(np.floor(width_pass.numpy() + 0.5), 0, 255)
+    height_pass = tf.image.resize(width_pass, [new_h, new_w], method="bicubic", antialias=True)
+    return np.clip(np.floor(height_pass.numpy()[0] + 0.5), 0, 255)
+
+
 def test_eval_preprocess_is_resize_then_center_crop(rng):
     image = rng.uniform(0, 255, (90, 120, 3)).astype("float32")
     out = data.eval_preprocess(image, 64).numpy()
     # By hand: shorter side 90 -> 73, longer 120 -> int(73 * 120 / 90) = 97, crop offsets round(9/2), round(33/2).
-    resized = tf.image.resize(image[None], [73, 97], method="bicubic", antialias=True)[0].numpy()
     top, left = round((73 - 64) / 2), round((97 - 64) / 2)
-    np.testing.assert_allclose(out, np.clip(resized, 0, 255)[top : top + 64, left : left + 64], atol=1e-4)
+    np.testing.assert_array_equal(out, pil_like_resize(image, 73, 97)[top : top + 64, left : left + 64])
     assert out.shape == (64, 64, 3) and out.min() >= 0 and out.max() <= 255
 
 
@@ -121,7 +128,7 @@ def by_hand_bytes_preprocess(path: str, size: int) -> np.ndarray:
         new_h, new_w = int(scale_size * height / width), scale_size
     else:
         new_h, new_w = scale_size, int(scale_size * width / height)
-    resized = np.clip(tf.image.resize(image[None], [new_h, new_w], method="bicubic", antialias=True)[0].numpy(), 0, 255)
+    resized = pil_like_resize(image, new_h, new_w)
     top, left = round((new_h - size) / 2), round((new_w - size) / 2)
     return resized[top : top + size, left : left + size]
 

@@ -1,6 +1,10 @@
 """Top-1, top-5 and loss of weights on a dataset split, with the eval preprocessing of training.
 
+A registered tag is evaluated with the transform its source published (its crop_pct and interpolation).
+
 keras-tinynet evaluate --weights runs/ghostnet_d-digits/final/ema.weights.h5
+keras-tinynet evaluate --model ghostnet_100 --weights imagenet --dataset imagenet2012 --data_dir ~/tfds \\
+  --manual_dir ~/imagenet
 keras-tinynet evaluate --model ghostnet_b --weights b.weights.h5 --dataset imagenet2012 --data_dir ~/tfds
 """
 

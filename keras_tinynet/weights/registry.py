@@ -39,6 +39,7 @@ import urllib.parse
 from importlib import resources
 
 from keras_tinynet.presets import PRESETS
+from keras_tinynet.spec import IMAGENET_PREPROCESSING, Preprocessing
 from keras_tinynet.weights.download import HASH_ALGORITHMS, DownloadError, download, file_hash, is_regular_file
 
 REGISTRY_ENV = "KERAS_TINYNET_WEIGHTS_REGISTRY"
@@ -213,6 +214,17 @@ def resolve_entry(variant: str, tag: str, registry_path: str | os.PathLike | Non
     else:
         url = entry["url"]
     return ResolvedEntry(variant, tag, url, entry)
+
+
+def published_preprocessing(variant: str, tag: str, registry_path: str | os.PathLike | None = None) -> Preprocessing:
+    """The eval transform the weights `tag` of `variant` were published with: the entry's `crop_pct` and
+    `interpolation`, the family's where the entry carries none. Their published top-1 needs exactly this."""
+    entry = resolve_entry(variant, tag, registry_path).entry
+    return dataclasses.replace(
+        IMAGENET_PREPROCESSING,
+        crop_pct=entry.get("crop_pct", IMAGENET_PREPROCESSING.crop_pct),
+        interpolation=entry.get("interpolation", IMAGENET_PREPROCESSING.interpolation),
+    )
 
 
 def no_entry_message(weights: dict, variant: str, tag: str, registry_path=None) -> str:
