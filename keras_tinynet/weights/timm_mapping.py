@@ -14,6 +14,7 @@ import numpy as np
 
 WeightsByLayer = dict[str, list[np.ndarray]]
 
+_SQUEEZE_EXCITE = [("se_reduce", "se.conv_reduce", "conv_bias"), ("se_expand", "se.conv_expand", "conv_bias")]
 # (Keras layer suffix, timm module suffix, kind) inside one ghost bottleneck.
 _BLOCK_LAYERS = [
     (f"{ghost}_{part}_{layer}", f"{ghost}.{module}.{index}", kind)
@@ -23,8 +24,7 @@ _BLOCK_LAYERS = [
 ] + [
     ("dw_conv", "conv_dw", "depthwise"),
     ("dw_bn", "bn_dw", "bn"),
-    ("se_reduce", "se.conv_reduce", "conv_bias"),
-    ("se_expand", "se.conv_expand", "conv_bias"),
+    *_SQUEEZE_EXCITE,
     ("shortcut_dw_conv", "shortcut.0", "depthwise"),
     ("shortcut_dw_bn", "shortcut.1", "bn"),
     ("shortcut_conv", "shortcut.2", "conv"),
@@ -46,7 +46,6 @@ def _keras_arrays(state_dict: dict, prefix: str, kind: str) -> list[np.ndarray]:
     return [kernel, get("bias")] if kind == "conv_bias" else [kernel]
 
 
-_SQUEEZE_EXCITE = [("se_reduce", "se.conv_reduce", "conv_bias"), ("se_expand", "se.conv_expand", "conv_bias")]
 # timm's InvertedResidual ("mbconv") and DepthwiseSeparableConv ("ds"): the same Keras names, other timm ones.
 _MBCONV_LAYERS = [
     ("expand_conv", "conv_pw", "conv"),
