@@ -39,15 +39,6 @@ def test_resolve_spec_needs_exactly_one_source():
     assert resolve_spec(spec=H.tiny_spec().to_dict()) == H.tiny_spec()
 
 
-def test_parse_flops():
-    assert export.parse_flops("200M") == 200e6
-    assert export.parse_flops("0.3G") == 0.3e9
-    assert export.parse_flops("2e8") == 2e8
-    assert export.parse_flops(None) is None
-    with pytest.raises(ValueError, match="`flops` must be a number such as 200M.*received flops='lots'"):
-        export.parse_flops("lots")
-
-
 def test_read_labels(tmp_path):
     path = tmp_path / "labels.txt"
     path.write_text("cat\ndog\n\n")

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from keras_tinynet.counting import count
-from keras_tinynet.formula import (
+from keras_tinynet.formula import parse_flops, (
     TINYNET_POINTS,
     GaussianProcess,
     base_flops,
@@ -101,3 +101,12 @@ def test_efficientnet_b0_base_meets_the_tinynet_budgets(budget, resolution, dept
 def test_bad_base():
     with pytest.raises(ValueError, match="`base` must be one of ghostnet_a, efficientnet_b0; received base='resnet'"):
         tiny_formula(1e8, base="resnet")
+
+
+def test_parse_flops():
+    assert parse_flops("200M") == 200e6
+    assert parse_flops("0.3G") == 0.3e9
+    assert parse_flops("2e8") == 2e8
+    assert parse_flops(None) is None
+    with pytest.raises(ValueError, match="`flops` must be a number such as 200M.*received flops='lots'"):
+        parse_flops("lots")
