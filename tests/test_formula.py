@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 
 from keras_tinynet.counting import count
-from keras_tinynet.formula import parse_flops, (
+from keras_tinynet.formula import (
     TINYNET_POINTS,
     GaussianProcess,
     base_flops,
+    parse_flops,
     resolution_and_depth,
     tiny_formula,
 )
