@@ -137,7 +137,10 @@ def test_builtin_preprocessing_equals_preprocess_input(rng):
         ({"weights": "imagnet"}, r"unknown tag weights='imagnet'"),
         ({"weights": "/no/such/file.weights.h5"}, "Received: weights='/no/such/file.weights.h5' \\(no such file\\)"),
         ({"pooling": "mean", "include_top": False}, "`pooling` must be None, 'avg' or 'max'; received pooling='mean'"),
-        ({"activation": "gelu"}, "`activation` must be one of \\('relu', 'hard_swish'\\); received activation='gelu'"),
+        (
+            {"activation": "gelu"},
+            "`activation` must be one of \\('relu', 'hard_swish', 'swish'\\); received activation='gelu'",
+        ),
         ({"dropout_rate": 1.5}, r"`dropout_rate` must be a number in \[0, 1\); received dropout_rate=1.5"),
         ({"classes": 0}, "`classes` must be a positive integer; received classes=0"),
         ({"input_shape": (64, 64)}, "`input_shape` must be a tuple of three"),
