@@ -56,16 +56,19 @@ class ServingModule(tf.Module):
                 "height and width >= 1); received shape {}",
                 [shape],
             )
+            with tf.control_dependencies([check]):
+                images = tf.ensure_shape(tf.identity(images), [None, None, None, 3])
             # A NaN or infinite pixel would come out as the probabilities of a black image (the resize
-            # and the ReLUs turn it into zeros), a wrong answer that looks right.
+            # and the ReLUs turn it into zeros), a wrong answer that looks right. Checked after the shape
+            # check, which it depends on: a tensor of another rank gets the shape message.
             finite = assert_with_message(
                 tf.reduce_all(tf.math.is_finite(images)),
                 "serving_default: `images` must hold finite values (RGB in [0, 255]); received {} NaN or "
                 "infinite value(s)",
                 [tf.size(images) - tf.math.count_nonzero(tf.math.is_finite(images), dtype=tf.int32)],
             )
-            with tf.control_dependencies([check, finite]):
-                images = tf.ensure_shape(tf.identity(images), [None, None, None, 3])
+            with tf.control_dependencies([finite]):
+                images = tf.identity(images)
                 shape = tf.shape(images)
             same = tf.logical_and(tf.equal(shape[1], size), tf.equal(shape[2], size))
             resized = tf.cond(
