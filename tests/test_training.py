@@ -223,16 +223,6 @@ def test_sigkill_mid_epoch_then_the_same_command_finishes_the_same_epochs(tmp_pa
     assert [h["epoch"] for h in summary(tmp_path)["history"]] == [1, 2, 3]
 
 
-@pytest.mark.slow
-def test_resuming_with_other_settings_is_refused(tmp_path):
-    args = ["--epochs", "1", "--steps_per_epoch", "2", *QUICK, "--model_dir", str(tmp_path)]
-    assert run(TRAIN, *args).returncode == 0
-    assert_clean_error(
-        run(TRAIN, *args[:-2], "--model", "ghostnet_c", "--model_dir", str(tmp_path)),
-        "holds a run with other settings (model: was 'ghostnet_d', now 'ghostnet_c')",
-    )
-
-
 def test_resume_compares_every_field_but_the_allowed_ones():
     from keras_tinynet import training
 
@@ -327,6 +317,10 @@ def test_a_second_run_in_the_same_directory_is_refused_and_a_rerun_walks_back(tm
     assert f"Resuming from {tmp_path}/checkpoints/epoch-0002 (epoch 2 of 3)." in result.stdout
     assert [h["epoch"] for h in summary(tmp_path)["history"]] == [1, 2, 3]
     assert sorted(os.listdir(tmp_path / "final")) == ["ema.weights.h5", "model.keras"]
+    assert_clean_error(  # the finished run's directory refuses a run with other settings
+        run(*args[:-2], "--model", "ghostnet_c", "--model_dir", str(tmp_path)),
+        "holds a run with other settings (model: was 'ghostnet_d', now 'ghostnet_c')",
+    )
 
 
 @pytest.fixture
