@@ -11,7 +11,7 @@ import shutil
 import keras
 
 from keras_tinynet import _compat
-from keras_tinynet.files import sha256_file, staged_directory
+from keras_tinynet.files import file_hash, staged_directory
 from keras_tinynet.recipe import TrainingError
 
 
@@ -46,7 +46,7 @@ class Checkpoints:
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise CheckpointError(f"unreadable {self.STATE} ({type(error).__name__}: {error})") from None
         try:
-            actual = sha256_file(os.path.join(path, self.WEIGHTS))
+            actual = file_hash(os.path.join(path, self.WEIGHTS))
         except OSError as error:
             raise CheckpointError(f"unreadable {self.WEIGHTS} ({error.strerror})") from None
         if actual != recorded[0]:

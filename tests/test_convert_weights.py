@@ -20,7 +20,7 @@ from conftest import run_python  # noqa: E402
 
 import keras_tinynet  # noqa: E402
 import keras_tinynet.models  # noqa: E402,F401  (conftest.build_cached reaches keras_tinynet.models)
-from keras_tinynet.files import sha256_file  # noqa: E402
+from keras_tinynet.files import file_hash  # noqa: E402
 from keras_tinynet.weights import conversion as checkpoints  # noqa: E402
 from keras_tinynet.weights import registry  # noqa: E402
 from keras_tinynet.weights.conversion import CheckpointError, ParityError, convert_checkpoint  # noqa: E402
@@ -87,7 +87,7 @@ assert "keras" in sys.modules and "safetensors.numpy" in sys.modules
 print(json.dumps({{"sha256": result.sha256, "parity": result.parity_diff}}))
 """
     printed = json.loads(run_python(code).stdout.strip().splitlines()[-1])
-    assert printed == {"sha256": sha256_file(output), "parity": None}
+    assert printed == {"sha256": file_hash(output), "parity": None}
     model = keras_tinynet.GhostNet100(weights=str(output), classifier_activation=None)
     difference = checkpoints.parity_difference(model, ckpt100["model"], "ghostnet_100", include_top=True)
     assert difference <= 1e-4
@@ -113,9 +113,9 @@ def test_convert_checks_parity_writes_atomically_and_makes_the_entry(ckpt100, tm
         "url": "https://example.org/w/ghostnet_100.weights.h5",
         "format": "keras_weights_h5",
         "hash_algorithm": "sha256",
-        "hash": sha256_file(output),
+        "hash": file_hash(output),
         "size": output.stat().st_size,
-        "source": f"ghostnet_100.safetensors (sha256 {sha256_file(ckpt100['safetensors'])})",
+        "source": f"ghostnet_100.safetensors (sha256 {file_hash(ckpt100['safetensors'])})",
         "license": "unknown",
         "top1": None,
     }
@@ -343,7 +343,7 @@ def test_script_end_to_end_then_the_printed_entry_serves_weights_imagenet(ckpt05
     )
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.splitlines()
-    assert f"sha256 {sha256_file(output)}" in lines
+    assert f"sha256 {file_hash(output)}" in lines
     assert any(line.startswith("parity check against timm: max |logits difference|") for line in lines)
     start = next(i for i, line in enumerate(lines) if line.startswith("registry entry")) + 1
     end = next(i for i in range(start, len(lines)) if lines[i] == "}") + 1

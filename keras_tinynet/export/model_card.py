@@ -8,7 +8,7 @@ import os
 
 from keras_tinynet import __version__
 from keras_tinynet.counting import count
-from keras_tinynet.files import sha256_file
+from keras_tinynet.files import file_hash
 from keras_tinynet.spec import IMAGENET_PREPROCESSING
 
 CITATION = """\
@@ -41,7 +41,7 @@ def model_card(
     title = f"{exportable.name} ({form.replace('_', ' ')})"
     weights = "random initialization (untrained)"
     if exportable.weights:
-        weights = f"`{os.path.basename(exportable.weights)}` (sha256 `{sha256_file(exportable.weights)[:16]}...`)"
+        weights = f"`{os.path.basename(exportable.weights)}` (sha256 `{file_hash(exportable.weights)[:16]}...`)"
     if include_top:
         io = (
             f"- Input: `images`, float32 `[batch, {size}, {size}, 3]`, RGB, values in [0, 1].\n"

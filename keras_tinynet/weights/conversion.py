@@ -27,7 +27,7 @@ import urllib.parse
 
 import numpy as np
 
-from keras_tinynet.files import sha256_file, staged_file
+from keras_tinynet.files import file_hash, staged_file
 from keras_tinynet.presets import PRESETS, get_spec
 from keras_tinynet.spec import IMAGENET_PREPROCESSING
 from keras_tinynet.weights import registry as registry_lib
@@ -265,7 +265,7 @@ def registry_entry(
         "url": base_url.rstrip("/") + "/" + urllib.parse.quote(file) if base_url else None,
         "format": "keras_weights_h5",
         "hash_algorithm": "sha256",
-        "hash": sha256_file(path),
+        "hash": file_hash(path),
         "size": os.path.getsize(path),
         "source": source,
         "license": license,
@@ -319,7 +319,7 @@ def convert_checkpoint(
         top1 = top1 if top1 is not None else PUBLISHED_TOP1.get(full_name)
     else:
         state_dict = read_safetensors(value) if kind == "safetensors" else read_pth(value)
-        description = f"{os.path.basename(value)} (sha256 {sha256_file(value)})"
+        description = f"{os.path.basename(value)} (sha256 {file_hash(value)})"
     state_dict = normalize_state_dict(state_dict, source)
     model = keras_model_from_state_dict(state_dict, variant, include_top, source)
 

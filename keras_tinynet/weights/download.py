@@ -55,14 +55,6 @@ def size_limit(size: int) -> int:
     return size + max(size // 100, 1 << 16)
 
 
-def file_hash(path: str | os.PathLike, algorithm: str) -> str:
-    digest = hashlib.new(algorithm)
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def is_regular_file(path: str | os.PathLike) -> bool:
     """True for a regular file that is not a symlink (a planted link is never read as the cached file)."""
     return os.path.isfile(path) and not os.path.islink(path)

@@ -38,9 +38,10 @@ import re
 import urllib.parse
 from importlib import resources
 
+from keras_tinynet.files import file_hash
 from keras_tinynet.presets import PRESETS
 from keras_tinynet.spec import IMAGENET_PREPROCESSING, Preprocessing
-from keras_tinynet.weights.download import HASH_ALGORITHMS, DownloadError, download, file_hash, is_regular_file
+from keras_tinynet.weights.download import HASH_ALGORITHMS, DownloadError, download, is_regular_file
 
 REGISTRY_ENV = "KERAS_TINYNET_WEIGHTS_REGISTRY"
 MIRROR_ENV = "KERAS_TINYNET_WEIGHTS_URL"
