@@ -61,9 +61,10 @@ def choice_list(option: str, text: list[str], allowed) -> list[str]:
     return values
 
 
-def add_model_arguments(parser: argparse.ArgumentParser, default: str | None = None) -> None:
-    """--model, --flops or --spec (one of them) pick the network; --activation and --image_size complete it."""
-    group = parser.add_mutually_exclusive_group()
+def add_model_arguments(parser: argparse.ArgumentParser, default: str | None = None, required: bool = False) -> None:
+    """--model, --flops or --spec (one of them, `required` or not) pick the network; --activation and
+    --image_size complete it."""
+    group = parser.add_mutually_exclusive_group(required=required)
     group.add_argument(
         "--model",
         choices=list(PRESETS),

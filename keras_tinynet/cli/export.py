@@ -27,7 +27,7 @@ DESCRIPTION = __doc__
 
 def add_exportable_arguments(parser, name_help: str) -> None:
     """The model, its weights, labels and name: what export and publish-hub both load."""
-    add_model_arguments(parser)
+    add_model_arguments(parser, required=True)
     add_weights_argument(parser)
     parser.add_argument("--labels", help="text file with one class label per line (ImageNet's are built in)")
     parser.add_argument("--name", help=name_help)
@@ -37,8 +37,6 @@ def load_exportable(args):
     quiet_tensorflow()
     from keras_tinynet import export
 
-    if args.model is None and args.flops is None and args.spec is None:
-        raise ValueError("one of --model, --flops and --spec is required (which network to export).")
     return export.load_exportable(
         args.model,
         flops=args.flops,
