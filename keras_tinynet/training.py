@@ -133,6 +133,11 @@ def make_optimizer(config: TrainConfig, model: keras.Model, steps_per_epoch: int
     return optimizer
 
 
+def _metrics() -> list:
+    """Top-1 and top-5: the names the history, the summary and evaluate() report."""
+    return [keras.metrics.CategoricalAccuracy(name="top1"), keras.metrics.TopKCategoricalAccuracy(k=5, name="top5")]
+
+
 def build_model(config: TrainConfig, num_classes: int, weights: str | None = None) -> keras.Model:
     """The network a config trains (also used to rebuild it for export and evaluation), with `weights` (a tag)."""
     return build(
@@ -291,10 +296,7 @@ def _train(config: TrainConfig, verbose: int | str) -> dict:
         model.compile(
             optimizer=make_optimizer(config, model, steps_per_epoch),
             loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
-            metrics=[
-                keras.metrics.CategoricalAccuracy(name="top1"),
-                keras.metrics.TopKCategoricalAccuracy(k=5, name="top5"),
-            ],
+            metrics=_metrics(),
             jit_compile=config.jit_compile,
         )
     workaround = (
@@ -426,10 +428,7 @@ def evaluate(config: TrainConfig, weights: str, split: str = "eval") -> dict:
         load_weights(model, weights)
     model.compile(
         loss=keras.losses.CategoricalCrossentropy(),
-        metrics=[
-            keras.metrics.CategoricalAccuracy(name="top1"),
-            keras.metrics.TopKCategoricalAccuracy(k=5, name="top5"),
-        ],
+        metrics=_metrics(),
     )
     eval_data = data_lib.pipeline(dataset, False, config.image_size, config.batch_size, preprocessing=preprocessing)
     loss, top1, top5 = model.evaluate(eval_data, verbose=0)
