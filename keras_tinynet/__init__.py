@@ -2,11 +2,17 @@
 
 Names are imported lazily, so `keras_tinynet.spec`, `.counting` and `.formula` (and
 `python -m keras_tinynet`) work without importing TensorFlow or Keras.
+
+Importing it turns on TensorFlow's oneDNN CPU kernels unless TF_ENABLE_ONEDNN_OPTS says otherwise
+(`keras_tinynet._onednn`: measured faster; possible only before TensorFlow is imported).
 """
 
 import importlib
 
+from keras_tinynet import _onednn
 from keras_tinynet.presets import PRESETS, builder_name
+
+_onednn.turn_on()
 
 __version__ = "0.1.0"
 
@@ -18,6 +24,7 @@ _EXPORTS = {
     "keras_tinynet.counting": ("Counts", "count"),
     "keras_tinynet.formula": ("tiny_formula",),
     "keras_tinynet.inference": ("fold_batch_norm",),
+    "keras_tinynet.compiled": ("compile_for_inference",),
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_MODULE_OF)

@@ -7,7 +7,7 @@ with a segmentation fault on this stack. Importing it here, first, keeps the par
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # as the scripts run (scripts/_common.py)
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # as `import keras_tinynet` does (keras_tinynet/_onednn.py)
 
 try:
     import timm  # noqa: F401  (must come before keras)

@@ -149,8 +149,8 @@ def test_benchmark_falls_back_when_xnnpack_refuses_the_model(monkeypatch):
         def allocate_tensors(self):
             raise RuntimeError("failed to create XNNPACK runtime (simulated)")
 
-    def interpreter(path, num_threads=None, xnnpack=True):
-        made = real(path, num_threads, xnnpack)
+    def interpreter(path, num_threads=None, xnnpack=True, model_content=None):
+        made = real(path, num_threads, xnnpack, model_content)
         return Refusing(made) if xnnpack else made
 
     monkeypatch.setattr(export.tflite, "make_interpreter", interpreter)

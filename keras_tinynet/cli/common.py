@@ -102,11 +102,5 @@ def require(value, flag: str, why: str):
 
 
 def quiet_tensorflow() -> None:
-    """Quiet TensorFlow's C++ logs and turn on its oneDNN CPU kernels, before TensorFlow is imported.
-
-    TensorFlow turns oneDNN on by itself only on CPUs with AVX-512 VNNI/BF16 or AMX; on an AVX2 machine it
-    made GhostNet-B training 1.67x and GhostNet100 inference ~1.9x faster (benchmarks/).
-    TF_ENABLE_ONEDNN_OPTS=0 in the environment turns it off.
-    """
+    """Quiet TensorFlow's C++ logs, before TensorFlow is imported (importing the package set oneDNN)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")

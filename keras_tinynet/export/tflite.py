@@ -13,7 +13,7 @@ import tensorflow as tf
 from keras_tinynet import _compat
 from keras_tinynet.data import eval_preprocess
 from keras_tinynet.export.exportable import Exportable
-from keras_tinynet.export.graph import frozen_inference_function
+from keras_tinynet.export.graph import frozen_function
 from keras_tinynet.export.image_decoding import IMAGE_SUFFIXES, decode_and_preprocess
 from keras_tinynet.files import write_atomically
 from keras_tinynet.spec import IMAGENET_PREPROCESSING
@@ -118,12 +118,7 @@ def export_tflite(
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"`batch_size` must be a positive integer; received batch_size={batch_size!r}.")
     size = exportable.image_size
-    frozen = frozen_inference_function(exportable.inference_model, size, batch=batch_size)
-    # The empty trackable keeps a `serving_default` signature, and `named` its names (images -> probabilities).
-    # (The signature is spelled out: TensorFlow 2.21's frozen functions have no structured_input_signature.)
-    signature = [tf.TensorSpec([batch_size, size, size, 3], tf.float32, name="images")]
-    named = tf.function(lambda images: {"probabilities": frozen(images)[0]}, input_signature=signature)
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([named.get_concrete_function()], tf.Module())
+    converter = tflite_converter(exportable.inference_model, (batch_size, size, size, 3))
     if quantization == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
@@ -152,24 +147,42 @@ def export_tflite(
     return path
 
 
-def make_interpreter(path: str, num_threads: int | None = None, xnnpack: bool = True):
-    """A TFLite interpreter: ai-edge-litert's where installed, else TensorFlow's (deprecated, same results)."""
+def tflite_converter(model, input_shape, output_names=("probabilities",)) -> tf.lite.TFLiteConverter:
+    """A converter of `model`, frozen, with one `serving_default` signature: images -> {output_names}."""
+    frozen = frozen_function(model, input_shape, output_names)
+    # The empty trackable keeps the signature, and `named` its names (frozen outputs come sorted by name).
+    # (The signature is spelled out: TensorFlow 2.21's frozen functions have no structured_input_signature.)
+    signature = [tf.TensorSpec(input_shape, tf.float32, name="images")]
+    named = tf.function(lambda images: dict(zip(sorted(output_names), frozen(images))), input_signature=signature)
+    return tf.lite.TFLiteConverter.from_concrete_functions([named.get_concrete_function()], tf.Module())
+
+
+def make_interpreter(
+    path: str | None = None, num_threads: int | None = None, xnnpack: bool = True, model_content: bytes | None = None
+):
+    """A TFLite interpreter of a file or of `model_content`: ai-edge-litert's where installed, else
+    TensorFlow's (deprecated, same results)."""
     try:
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
     except ImportError:
         Interpreter, OpResolverType = tf.lite.Interpreter, tf.lite.experimental.OpResolverType
     resolver = OpResolverType.AUTO if xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-    return Interpreter(model_path=path, num_threads=num_threads, experimental_op_resolver_type=resolver)
+    return Interpreter(
+        model_path=path,
+        model_content=model_content,
+        num_threads=num_threads,
+        experimental_op_resolver_type=resolver,
+    )
 
 
-def ready_interpreter(path: str, num_threads: int | None = None):
+def ready_interpreter(path: str | None, num_threads: int | None = None, model_content: bytes | None = None):
     """Allocated interpreter with XNNPACK (the default delegate); without it where XNNPACK refuses the model."""
-    interpreter = make_interpreter(path, num_threads, xnnpack=True)
+    interpreter = make_interpreter(path, num_threads, xnnpack=True, model_content=model_content)
     try:
         interpreter.allocate_tensors()
         return interpreter, None
     except RuntimeError as error:
-        interpreter = make_interpreter(path, num_threads, xnnpack=False)
+        interpreter = make_interpreter(path, num_threads, xnnpack=False, model_content=model_content)
         interpreter.allocate_tensors()
         return interpreter, str(error).strip()
 

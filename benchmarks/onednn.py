@@ -1,0 +1,148 @@
+r"""Does `import keras_tinynet` make a user's own script faster? TensorFlow's oneDNN CPU kernels, measured.
+
+  python benchmarks/onednn.py                 # ~5 min on 2 cores
+
+A user's script imports keras_tinynet, builds a model and calls it. TensorFlow reads TF_ENABLE_ONEDNN_OPTS
+once, at its import, so each setting runs in its own fresh process: "package default" (a plain
+`import keras_tinynet` first, the variable unset: what users get), "off" (TF_ENABLE_ONEDNN_OPTS=0) and
+"TensorFlow default" (TensorFlow imported before keras_tinynet, the variable unset: TensorFlow's own
+choice for this CPU). The processes alternate for --rounds rounds; each times the models as built (in a
+tf.function) and as `compile_for_inference` returns them, at batch 1 and 32, and reports whether
+TensorFlow said its oneDNN custom operations are on. Writes onednn.json and onednn.md to --output_dir.
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import json
+import os
+import subprocess
+import sys
+
+from absl import app, flags
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import machine, time_calls  # noqa: E402
+
+from keras_tinynet.files import write_atomically  # noqa: E402
+
+SETTINGS = {
+    "package default": {"import_first": "keras_tinynet", "variable": None},
+    "off": {"import_first": "keras_tinynet", "variable": "0"},
+    "TensorFlow default": {"import_first": "tensorflow", "variable": None},
+}
+FLAGS = flags.FLAGS
+flags.DEFINE_list("models", ["GhostNet100", "GhostNetB"], "keras_tinynet builders to time.")
+flags.DEFINE_list("batch_sizes", ["1", "32"], "Batch sizes.")
+flags.DEFINE_integer("rounds", 3, "Alternate the settings' processes this many times.")
+flags.DEFINE_float("seconds", 3.0, "Time each measurement for about this long.")
+flags.DEFINE_string(
+    "output_dir",
+    os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"),
+    "Where onednn.json and onednn.md go.",
+)
+flags.DEFINE_string("child", None, "(internal) run one setting's measurements in this process and print JSON.")
+
+
+def measure_in_this_process(import_first: str) -> dict:
+    """Times every model and batch size as built and compiled; run in a fresh process per setting."""
+    import importlib
+
+    importlib.import_module(import_first)
+    import numpy as np
+    import tensorflow as tf
+
+    import keras_tinynet
+
+    rng = np.random.default_rng(0)
+    results = {}
+    for name in FLAGS.models:
+        model = getattr(keras_tinynet, name)()
+        as_built = tf.function(lambda x, model=model: model(x, training=False))
+        compiled = keras_tinynet.compile_for_inference(model)
+        for batch in map(int, FLAGS.batch_sizes):
+            images = rng.uniform(0, 255, (batch, *model.input_shape[1:])).astype(np.float32)
+            forms = {
+                "as built": functools.partial(as_built, tf.constant(images)),
+                "compiled": functools.partial(compiled, images),
+            }
+            for form, call in forms.items():
+                times = time_calls(call, FLAGS.seconds, 3, 2)
+                results[f"{name} | {form} | {batch}"] = batch / float(np.median(times)) * 1e3
+    return {"images_per_s": results, "variable_at_end": os.environ.get("TF_ENABLE_ONEDNN_OPTS")}
+
+
+def run_setting(setting: str) -> dict:
+    environment = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+    environment["TF_CPP_MIN_LOG_LEVEL"] = "0"  # TensorFlow logs "oneDNN custom operations are on" at INFO
+    if SETTINGS[setting]["variable"] is not None:
+        environment["TF_ENABLE_ONEDNN_OPTS"] = SETTINGS[setting]["variable"]
+    command = [sys.executable, os.path.abspath(__file__), f"--child={setting}"]
+    command += [f"--models={','.join(FLAGS.models)}", f"--batch_sizes={','.join(FLAGS.batch_sizes)}"]
+    command += [f"--seconds={FLAGS.seconds}"]
+    done = subprocess.run(command, env=environment, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"setting {setting!r} failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result["onednn_on"] = "oneDNN custom operations are on" in done.stderr
+    return result
+
+
+def markdown(rows: dict, onednn_on: dict, context: dict) -> str:
+    settings = list(SETTINGS)
+    lines = [
+        f"Measured {context['date']} on {context['machine']}; TensorFlow's own choice on this CPU: oneDNN "
+        f"{'on' if onednn_on['TensorFlow default'] else 'off'}. Images/s, median of {context['rounds']} "
+        f"alternating fresh processes per setting. Command: `{context['command']}`.",
+        "",
+        "| model | form | batch | "
+        + " | ".join(f"{s} (oneDNN {'on' if onednn_on[s] else 'off'})" for s in settings)
+        + " | package default / off |",
+        "|---|---|---|" + "---|" * (len(settings) + 1),
+    ]
+    for key, by_setting in rows.items():
+        model, form, batch = key.split(" | ")
+        cells = " | ".join(f"{by_setting[s]:.1f}" for s in settings)
+        lines.append(
+            f"| {model} | {form} | {batch} | {cells} | {by_setting['package default'] / by_setting['off']:.2f}x |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments {argv[1:]}")
+    if FLAGS.child is not None:
+        print(json.dumps(measure_in_this_process(SETTINGS[FLAGS.child]["import_first"])))
+        return
+    import numpy as np
+
+    samples: dict[str, dict[str, list[float]]] = {}
+    onednn_on = {}
+    for round_index in range(FLAGS.rounds):
+        for setting in SETTINGS:
+            result = run_setting(setting)
+            onednn_on[setting] = result["onednn_on"]
+            for key, rate in result["images_per_s"].items():
+                samples.setdefault(key, {}).setdefault(setting, []).append(rate)
+            print(f"round {round_index + 1}/{FLAGS.rounds}: {setting} done", flush=True)
+    rows = {key: {s: float(np.median(v)) for s, v in by_setting.items()} for key, by_setting in samples.items()}
+    context = {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": machine(),
+        "rounds": FLAGS.rounds,
+        "command": "python benchmarks/onednn.py " + " ".join(sys.argv[1:]),
+    }
+    os.makedirs(FLAGS.output_dir, exist_ok=True)
+    write_atomically(
+        os.path.join(FLAGS.output_dir, "onednn.json"),
+        json.dumps({"context": context, "onednn_on": onednn_on, "images_per_s": rows, "samples": samples}, indent=1),
+    )
+    table = markdown(rows, onednn_on, context)
+    write_atomically(os.path.join(FLAGS.output_dir, "onednn.md"), table)
+    print("\n" + table)
+
+
+if __name__ == "__main__":
+    app.run(main)
