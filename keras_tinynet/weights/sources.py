@@ -20,7 +20,7 @@ def detect_format(path: str) -> str | None:
     if path.endswith(".h5") and not path.endswith(".weights.h5"):
         from keras_tinynet.weights.loading import read_legacy_file
 
-        if kcam_mapping.is_kcam_ghostnet(read_legacy_file(path)):
+        if kcam_mapping.is_kcam(read_legacy_file(path)):
             return "kcam_h5"
     return None
 
