@@ -13,6 +13,7 @@ import http.server
 import importlib.util
 import json
 import os
+import re
 import socket
 import threading
 import time
@@ -34,32 +35,46 @@ pytestmark = pytest.mark.skipif(
     reason="needs the `parity` extra (torch, timm, keras-cv-attention-models)",
 )
 
-VARIANT = "ghostnet_050"
+VARIANT, TINYNET = "ghostnet_050", "tinynet_e"
 TIMM_FILE, KCAM_FILE = "ghostnet_050.in1k.safetensors", "ghostnet_050_imagenet.h5"
-FULL, SMALL = 224, 64  # the top needs the default size; features are compared at a small one
+TINYNET_TIMM_FILE, TINYNET_KCAM_FILE = "tinynet_e.in1k.safetensors", "tinynet_e_imagenet.h5"
+BUILDERS = {VARIANT: keras_tinynet.GhostNet050, TINYNET: keras_tinynet.TinyNetE}
+FULL = {VARIANT: 224, TINYNET: 106}  # the top needs the default size
+SMALL = 64  # features are compared at a small one
 TOLERANCE = 1e-4
+# One interpreter writes every kcam file (TensorFlow starts once). The features are the output of the
+# layer that ends this package's include_top=False model (the final 1x1 conv's activation).
 KCAM_WRITER = """
 import os, sys
 import numpy as np
+from keras_cv_attention_models.backend import models
 from keras_cv_attention_models.ghostnet import ghostnet
+from keras_cv_attention_models.mobilenetv3_family import tinynet
 from keras_cv_attention_models.download_and_load import reload_model_weights
 out, seed = sys.argv[1], 0
 rng = np.random.default_rng(seed)
-model = ghostnet.GhostNet_050(input_shape=(224, 224, 3), pretrained=None, classifier_activation=None)
-for layer in model.layers:
-    if layer.__class__.__name__ == "BatchNormalization":
-        c = layer.gamma.shape[0]
-        statistics = [rng.normal(0, 0.2, c), rng.uniform(0.5, 2, c)]
-        layer.set_weights([rng.uniform(0.5, 1.5, c), rng.normal(0, 0.1, c), *statistics])
-head = model.get_layer("head")
-head.set_weights([head.get_weights()[0] * 20, rng.normal(0, 0.5, head.get_weights()[1].shape)])
-model.save_weights(os.path.join(out, "ghostnet_050_imagenet.h5"))  # kcam's published files are tf.keras .h5
-features = ghostnet.GhostNet_050(input_shape=(64, 64, 3), pretrained=None, num_classes=0)
-reload_model_weights(features, {}, "ghostnetv2", pretrained=os.path.join(out, "ghostnet_050_imagenet.h5"))
 mean, std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
-for name, m, size in (("logits", model, 224), ("features", features, 64)):
-    x = np.load(os.path.join(out, f"images_{size}.npy"))
-    np.save(os.path.join(out, f"kcam_{name}.npy"), m.predict(((x / 255 - mean) / std).astype("float32"), verbose=0))
+for builder, file, size, classifier, features_layer in (
+    (ghostnet.GhostNet_050, "ghostnet_050_imagenet.h5", 224, "head", "pre_relu"),
+    (tinynet.TinyNetE, "tinynet_e_imagenet.h5", 106, "predictions", "features_swish"),
+):
+    model = builder(input_shape=(size, size, 3), pretrained=None, classifier_activation=None)
+    for layer in model.layers:
+        if layer.__class__.__name__ == "BatchNormalization":
+            c = layer.gamma.shape[0]
+            statistics = [rng.normal(0, 0.2, c), rng.uniform(0.5, 2, c)]
+            layer.set_weights([rng.uniform(0.5, 1.5, c), rng.normal(0, 0.1, c), *statistics])
+    head = model.get_layer(classifier)
+    head.set_weights([head.get_weights()[0] * 20, rng.normal(0, 0.5, head.get_weights()[1].shape)])
+    path = os.path.join(out, file)
+    model.save_weights(path)  # kcam's published files are tf.keras .h5
+    small = builder(input_shape=(64, 64, 3), pretrained=None, classifier_activation=None)
+    reload_model_weights(small, {}, "", pretrained=path)  # kcam's own loader
+    features = models.Model(small.input, small.get_layer(features_layer).output)
+    for name, m, s in (("logits", model, size), ("features", features, 64)):
+        x = np.load(os.path.join(out, f"images_{s}.npy"))
+        outputs = m.predict(((x / 255 - mean) / std).astype("float32"), verbose=0)
+        np.save(os.path.join(out, file.replace(".h5", f"_{name}.npy")), outputs)
 """
 
 
@@ -105,19 +120,13 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    """A timm and a kcam GhostNet 0.5x source, the writers' outputs on fixed images, and a server for them."""
+def write_timm_source(root, variant, file):
+    """A random timm model saved as `file`; returns its (logits, NHWC features) on the fixed images."""
     import safetensors.torch
     import torch
 
-    root = tmp_path_factory.mktemp("served")
-    for size in (FULL, SMALL):
-        np.save(root / f"images_{size}.npy", images(size))
-    run_python(KCAM_WRITER.replace("sys.argv[1]", repr(str(root))), timeout=300)
-
     torch.manual_seed(0)
-    model = timm.create_model(VARIANT).eval()
+    model = timm.create_model(variant).eval()
     with torch.no_grad():
         for module in model.modules():
             if isinstance(module, torch.nn.BatchNorm2d):
@@ -126,9 +135,30 @@ def served(tmp_path_factory):
                 module.weight.uniform_(0.5, 1.5)
                 module.bias.normal_(0, 0.1)
         model.classifier.weight.mul_(20)
-        safetensors.torch.save_file({k: v.contiguous() for k, v in model.state_dict().items()}, root / TIMM_FILE)
-        timm_logits = model(torch.from_numpy(normalized_nchw(images(FULL)))).numpy()
-        timm_features = model.forward_features(torch.from_numpy(normalized_nchw(images(SMALL)))).numpy()
+        safetensors.torch.save_file({k: v.contiguous() for k, v in model.state_dict().items()}, root / file)
+        logits = model(torch.from_numpy(normalized_nchw(images(FULL[variant])))).numpy()
+        features = model.forward_features(torch.from_numpy(normalized_nchw(images(SMALL)))).numpy()
+    return logits, features.transpose(0, 2, 3, 1)
+
+
+def read_kcam_outputs(root, file):
+    return tuple(np.load(root / file.replace(".h5", f"_{name}.npy")) for name in ("logits", "features"))
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """timm and kcam GhostNet 0.5x and TinyNet-E sources, the writers' outputs on fixed images (by file name),
+    and a server for them."""
+    root = tmp_path_factory.mktemp("served")
+    for size in (*FULL.values(), SMALL):
+        np.save(root / f"images_{size}.npy", images(size))
+    run_python(KCAM_WRITER.replace("sys.argv[1]", repr(str(root))), timeout=300)
+    outputs = {
+        TIMM_FILE: write_timm_source(root, VARIANT, TIMM_FILE),
+        TINYNET_TIMM_FILE: write_timm_source(root, TINYNET, TINYNET_TIMM_FILE),
+        KCAM_FILE: read_kcam_outputs(root, KCAM_FILE),
+        TINYNET_KCAM_FILE: read_kcam_outputs(root, TINYNET_KCAM_FILE),
+    }
     counts = Counter()
     handler = functools.partial(type("Handler", (_Handler,), {"counts": counts}), directory=str(root))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -139,8 +169,7 @@ def served(tmp_path_factory):
             "root": root,
             "base": f"http://127.0.0.1:{server.server_address[1]}",
             "counts": counts,
-            "timm": (timm_logits, timm_features.transpose(0, 2, 3, 1)),
-            "kcam": (np.load(root / "kcam_logits.npy"), np.load(root / "kcam_features.npy")),
+            **outputs,
         }
     finally:
         server.shutdown()
@@ -176,17 +205,22 @@ def isolated(tmp_path, monkeypatch):
     return home
 
 
-def use_registry(tmp_path, monkeypatch, tags):
+def use_registry(tmp_path, monkeypatch, tags, variant=VARIANT, **other_variants):
     path = tmp_path / "registry.json"
-    path.write_text(json.dumps({"format": 2, "weights": {VARIANT: tags}}))
+    path.write_text(json.dumps({"format": 2, "weights": {variant: tags, **other_variants}}))
     monkeypatch.setenv(REGISTRY_ENV, str(path))
     return path
 
 
 @pytest.fixture
 def registered(served, tmp_path, monkeypatch):
+    """GhostNet 0.5x: timm as 'imagenet', kcam as 'imagenet_ssld'; TinyNet-E: kcam as 'imagenet' (as shipped),
+    timm as 'imagenet_timm'."""
     use_registry(
-        tmp_path, monkeypatch, {"imagenet": entry(served, TIMM_FILE), "imagenet_ssld": entry(served, KCAM_FILE)}
+        tmp_path,
+        monkeypatch,
+        {"imagenet": entry(served, TIMM_FILE), "imagenet_ssld": entry(served, KCAM_FILE)},
+        tinynet_e={"imagenet": entry(served, TINYNET_KCAM_FILE), "imagenet_timm": entry(served, TINYNET_TIMM_FILE)},
     )
     served["counts"].clear()
     return served
@@ -205,23 +239,31 @@ def max_difference(model, size, expected):
     return float(np.max(np.abs(np.asarray(model(images(size))) - expected)))
 
 
-@pytest.mark.parametrize("tag, writer, file", [("imagenet", "timm", TIMM_FILE), ("imagenet_ssld", "kcam", KCAM_FILE)])
-def test_tag_downloads_verifies_converts_caches_and_matches_the_writer(registered, isolated, tag, writer, file):
-    logits, features = registered[writer]
-    model = keras_tinynet.GhostNet050(weights=tag, classifier_activation=None)
+@pytest.mark.parametrize(
+    "variant, tag, file",
+    [
+        (VARIANT, "imagenet", TIMM_FILE),
+        (VARIANT, "imagenet_ssld", KCAM_FILE),
+        (TINYNET, "imagenet", TINYNET_KCAM_FILE),
+        (TINYNET, "imagenet_timm", TINYNET_TIMM_FILE),
+    ],
+)
+def test_tag_downloads_verifies_converts_caches_and_matches_the_writer(registered, isolated, variant, tag, file):
+    logits, features = registered[file]
+    model = BUILDERS[variant](weights=tag, classifier_activation=None)
     assert registered["counts"] == Counter({f"/{file}": 1})
-    assert max_difference(model, FULL, logits) <= TOLERANCE and np.abs(logits).max() > 1
-    digest_start = registry_lib.load_registry()[VARIANT][tag]["hash"][:12]
-    assert cached_files(isolated) == sorted([file, f"{VARIANT}_{tag}-{digest_start}.weights.h5"])
-    backbone = keras_tinynet.GhostNet050(weights=tag, include_top=False, input_shape=(SMALL, SMALL, 3))
+    assert max_difference(model, FULL[variant], logits) <= TOLERANCE and np.abs(logits).max() > 1
+    digest_start = registry_lib.load_registry()[variant][tag]["hash"][:12]
+    assert cached_files(isolated) == sorted([file, f"{variant}_{tag}-{digest_start}.weights.h5"])
+    backbone = BUILDERS[variant](weights=tag, include_top=False, input_shape=(SMALL, SMALL, 3))
     assert max_difference(backbone, SMALL, features) <= TOLERANCE
     assert registered["counts"] == Counter({f"/{file}": 1})  # the second load read the cache only
 
 
-@pytest.mark.parametrize("writer, file", [("timm", TIMM_FILE), ("kcam", KCAM_FILE)])
-def test_weights_path_of_a_source_checkpoint(served, writer, file):
-    model = keras_tinynet.GhostNet050(weights=str(served["root"] / file), classifier_activation=None)
-    assert max_difference(model, FULL, served[writer][0]) <= TOLERANCE
+@pytest.mark.parametrize("variant, file", [(VARIANT, TIMM_FILE), (VARIANT, KCAM_FILE), (TINYNET, TINYNET_KCAM_FILE)])
+def test_weights_path_of_a_source_checkpoint(served, variant, file):
+    model = BUILDERS[variant](weights=str(served["root"] / file), classifier_activation=None)
+    assert max_difference(model, FULL[variant], served[file][0]) <= TOLERANCE
 
 
 def test_wrong_hash_is_refused_and_not_cached(served, tmp_path, monkeypatch, isolated):
@@ -302,6 +344,12 @@ def test_mirror_serves_the_file_names(served, tmp_path, monkeypatch, isolated):
             "imagenet_21k",
             r"unknown tag weights='imagenet_21k' \('ghostnet_050' has weights='imagenet'\)",
         ),
+        (
+            "TinyNetE",
+            "imagenet_ssld",
+            r"No weights='imagenet_ssld' for model 'tinynet_e': 'tinynet_e' has weights='imagenet'\. .*"
+            r"tinynet_a \(imagenet, imagenet_kcam\), .* tinynet_e \(imagenet\)\.$",
+        ),
     ],
 )
 def test_tags_without_an_entry_are_one_line_errors(builder, weights, message):
@@ -321,6 +369,63 @@ def test_shipped_registry_names_the_published_sources():
     for tags in weights.values():
         for item in tags.values():
             assert item["url"].startswith("https://") and item["top1"]
+
+
+# TinyNet-A..E: timm's tinynet_a.in1k (sha256 of its model.safetensors) and keras_cv_attention_models' files.
+TINYNET_HASHES = {
+    ("tinynet_a", "imagenet"): ("sha256", "5d9911de836222b28e99095dff561a6600f354c05b61ea179aaa848a830bc3ca"),
+    ("tinynet_a", "imagenet_kcam"): ("md5", "ccffe4208feb4e9573834ab9cd4074e8"),
+    ("tinynet_b", "imagenet"): ("md5", "4888c408c2ac69bf7824da383c58d52d"),
+    ("tinynet_c", "imagenet"): ("md5", "29ce15979b8800176621780b0ea91eaa"),
+    ("tinynet_d", "imagenet"): ("md5", "e08615d88e71f1548d040e697926514e"),
+    ("tinynet_e", "imagenet"): ("md5", "514fbbcd582db6d4297a140efb84af9a"),
+}
+
+
+def test_shipped_registry_has_the_six_tinynet_entries():
+    weights = registry_lib.load_registry()
+    shipped = {(variant, tag): item for variant, tags in weights.items() for tag, item in tags.items()}
+    assert {key for key in shipped if key[0].startswith("tinynet")} == set(TINYNET_HASHES)
+    for key, (algorithm, digest_hex) in TINYNET_HASHES.items():
+        assert (shipped[key]["hash_algorithm"], shipped[key]["hash"]) == (algorithm, digest_hex), key
+        assert shipped[key]["size"] is None and shipped[key]["max_size"]  # no size known: a cap bounds the download
+    assert shipped["tinynet_a", "imagenet"]["url"] == (
+        "https://huggingface.co/timm/tinynet_a.in1k/resolve/main/model.safetensors"
+    )
+
+
+def kcam_pinned_files() -> dict:
+    """`{url: md5}` of every file keras_cv_attention_models pins, read from its source (importing it would
+    switch this process to tf-keras): its PRETRAINED_DICTs and the URL pattern of `reload_model_weights`."""
+    import ast
+    import pathlib
+
+    package = pathlib.Path(importlib.util.find_spec("keras_cv_attention_models").submodule_search_locations[0])
+    pattern = "https://github.com/leondgarse/keras_cv_attention_models/releases/download/{}/{}_{}.h5"
+    assert pattern in (package / "download_and_load.py").read_text()
+    pinned = {}
+    for path in package.rglob("*.py"):
+        text = path.read_text()
+        release = re.search(r'reload_model_weights\(\w+, PRETRAINED_DICT, "(\w+)"', text)
+        if release is None:
+            continue
+        for node in ast.parse(text).body:
+            if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "PRETRAINED_DICT":
+                for model, tags in ast.literal_eval(node.value).items():
+                    for tag, md5 in tags.items():
+                        if isinstance(md5, str):
+                            pinned[pattern.format(release.group(1), model, tag)] = md5
+    return pinned
+
+
+def test_shipped_kcam_entries_are_the_files_and_md5s_kcam_pins():
+    pinned = kcam_pinned_files()
+    entries = [item for tags in registry_lib.load_registry().values() for item in tags.values()]
+    kcam = [item for item in entries if item["format"] == "kcam_h5"]
+    assert len(kcam) == 8  # GhostNet 0.5x, 1.3x, 1.3x SSLD; TinyNet-A..E
+    for item in kcam:
+        assert pinned.get(item["url"]) == item["hash"], item["url"]
+        assert item["url"].endswith("/" + item["file"])
 
 
 @pytest.mark.parametrize(
@@ -387,3 +492,17 @@ def test_source_file_of_another_width_names_the_argument(served, build_cached):
     ) as error:
         load_weights(build_cached("ghostnet_100"), path)
     assert f"weights={path!r}" in str(error.value)
+
+
+def test_kcam_tinynet_blocks_are_numbered_in_numeric_stack_order():
+    from keras_tinynet.weights.kcam_mapping import from_kcam_weights
+
+    def layer(marker):
+        return [np.full((3, 3, 8, 1), marker)]
+
+    layers = {"stem_conv": layer(0), "stack10_block1_MB_dw_": layer(3), "stack2_block2_MB_dw_": layer(2)}
+    renamed = from_kcam_weights({**layers, "stack2_block1_MB_dw_": layer(1), "features_bn": layer(4)}, "x.h5")
+    markers = {name: arrays[0].flat[0] for name, arrays in renamed.items()}
+    assert markers == {"stem_conv": 0, "block0_dw_conv": 1, "block1_dw_conv": 2, "block2_dw_conv": 3, "final_bn": 4}
+    with pytest.raises(ValueError, match=r"x.h5 holds 1 layer\(s\) a kcam TinyNet does not have \(stack1_block1_x\)"):
+        from_kcam_weights({**layers, "stack1_block1_x": layer(5)}, "x.h5")

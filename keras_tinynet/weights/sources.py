@@ -1,8 +1,9 @@
 """Published checkpoints (timm `.safetensors`, keras_cv_attention_models `.h5`) read into this package's layer names.
 
 Each source format is a reader plus a name mapping, in numpy (no torch): `read_source` returns
-`{Keras layer name: [arrays]}`, which `loading.assign_by_name` checks shape by shape. A new source
-(TinyNet checkpoints, say) is a registry entry plus its mapping here.
+`{Keras layer name: [arrays]}`, which `loading.assign_by_name` checks shape by shape. Both formats hold
+GhostNets and TinyNets (timm_mapping, kcam_mapping); a new source format is a SOURCE_FORMATS entry in
+the registry plus its reader and mapping here.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ def detect_format(path: str) -> str | None:
     if path.endswith(".h5") and not path.endswith(".weights.h5"):
         from keras_tinynet.weights.loading import read_legacy_file
 
-        if kcam_mapping.is_kcam_ghostnet(read_legacy_file(path)):
+        if kcam_mapping.is_kcam(read_legacy_file(path)):
             return "kcam_h5"
     return None
 
