@@ -23,8 +23,10 @@ streaming memory bandwidth, and gives each measurement's share of the peak and o
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
+import io
 import json
 import math
 import os
@@ -39,7 +41,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import roofline  # noqa: E402
 import runners  # noqa: E402
 import tables  # noqa: E402
-from _common import machine, time_calls  # noqa: E402
+from _common import he_normal_kernels, machine, time_calls  # noqa: E402
 from op_counts import op_counts  # noqa: E402
 
 from keras_tinynet.files import staged_file, write_atomically  # noqa: E402
@@ -111,7 +113,16 @@ COMPARED = [name for name, entry in ENTRIES.items() if entry.implementation != "
 ALL_RUNTIMES = list(dict.fromkeys(runtime for entry in ENTRIES.values() for runtime in entry.runtimes))
 
 # Rough preparation costs on the 2-core reference machine, for the up-front estimate (seconds).
-PREPARATION_SECONDS = {"model": 5, "tflite": 12, "onnx": 15, "saved_model": 20, "torch_compile": 100, "kcam": 25}
+# keras_xla: its compile and its slow calls (10-15x the others' on the CPU).
+PREPARATION_SECONDS = {
+    "model": 5,
+    "tflite": 12,
+    "onnx": 15,
+    "saved_model": 20,
+    "keras_xla": 30,
+    "torch_compile": 100,
+    "kcam": 25,
+}
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("models", DEFAULT_MODELS, f"keras_tinynet models: {', '.join(OURS)}.")
@@ -126,7 +137,7 @@ flags.DEFINE_list("batch_sizes", ["1", "32"], "Batch sizes.")
 flags.DEFINE_integer("threads", os.cpu_count() or 1, "Threads for every framework (TF intra/inter-op, torch, TFLite).")
 flags.DEFINE_integer("tf_intra_op_threads", None, "TensorFlow intra-op threads (default: --threads).")
 flags.DEFINE_integer("tf_inter_op_threads", None, "TensorFlow inter-op threads (default: --threads).")
-flags.DEFINE_float("seconds", 2.5, "Time each measurement for about this long in all (split over the rounds).")
+flags.DEFINE_float("seconds", 2.0, "Time each measurement for about this long in all (split over the rounds).")
 flags.DEFINE_integer("min_runs", 3, "At least this many timed runs per measurement.")
 flags.DEFINE_integer("rounds", 3, "Interleave the measurements in this many rounds over all models.")
 flags.DEFINE_integer("warmup", 2, "Untimed runs first (XLA compiles, TFLite allocates, caches fill).")
@@ -186,7 +197,8 @@ def estimate_seconds(selected, batches: list[int]) -> dict:
         preparation += cost["tflite"] * len(batches) * ("tflite" in runtimes)
         preparation += cost["onnx"] * bool({"onnxruntime", "openvino"} & set(runtimes))
         preparation += cost["saved_model"] * ("saved_model" in runtimes)
-        preparation += cost["torch_compile"] * len(batches) * ("torch_compile" in runtimes)
+        for runtime in ("keras_xla", "torch_compile"):  # per batch size
+            preparation += cost[runtime] * len(batches) * (runtime in runtimes)
     measurements = sum(len(runtimes) for _, runtimes in selected) * len(batches)
     timing = measurements * FLAGS.seconds * 1.25  # warmups, and runs that outlast --seconds
     return {"measurements": measurements, "preparation_s": preparation, "timing_s": timing}
@@ -245,6 +257,7 @@ def build_keras(name: str):
         size, spec = 224, None
         model = getattr(keras.applications, KERAS_APPLICATIONS[name])(weights=None, input_shape=(size, size, 3))
         macs = keras_macs(model)
+    he_normal_kernels(model)
     exportable = export.Exportable(model=model, spec=spec, image_size=size, labels=tuple(class_names()))
     return model, size, macs, exportable
 
@@ -396,6 +409,7 @@ class Preparation:
 
             size = 224
             model = kimm.models.GhostNetW100(weights=None, input_shape=(size, size, 3))
+            he_normal_kernels(model)
             exportable, macs = None, count(get_spec(entry.network)).flops
             self.network_traffic(entry.network)
         else:
@@ -404,7 +418,11 @@ class Preparation:
 
         def tflite(batch):
             if exportable is None:
-                make_file = lambda p: kimm.export.export_tflite(model, size, p, batch_size=batch)  # noqa: E731
+
+                def make_file(path):  # Keras's export prints the whole signature to stdout
+                    with contextlib.redirect_stdout(io.StringIO()):
+                        kimm.export.export_tflite(model, size, path, batch_size=batch)
+
             else:
                 from keras_tinynet import export
 

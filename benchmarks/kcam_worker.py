@@ -13,7 +13,7 @@ import sys
 import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import time_calls  # noqa: E402
+from _common import he_normal_kernels, time_calls  # noqa: E402
 
 MARK = "KCAM_WORKER "  # before each answer on stdout, where the package also prints
 
@@ -27,6 +27,7 @@ def main(threads: int) -> None:
     from keras_cv_attention_models import ghostnet
 
     model = ghostnet.GhostNet_100(pretrained=None)
+    he_normal_kernels(model)
     function = tf.function(lambda x: model(x, training=False))
     inputs = {}
 

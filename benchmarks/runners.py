@@ -6,7 +6,8 @@ Runtimes (each path as its users would set it up, `threads` threads):
   saved_model     export.export_saved_model, reloaded, its serving_default signature
   tflite          a .tflite file in the TFLite interpreter with XNNPACK
   onnxruntime     an .onnx file, CPUExecutionProvider, ORT_ENABLE_ALL, intra-op threads = threads
-  openvino        the same .onnx file, reshaped to the batch, CPU plugin, PERFORMANCE_HINT LATENCY
+  openvino        the same .onnx file, reshaped to the batch, CPU plugin, PERFORMANCE_HINT LATENCY, float32
+                  (INFERENCE_PRECISION_HINT f32: on CPUs with AVX-512 BF16 OpenVINO's default is bfloat16)
   torch           timm in eager mode under inference_mode, NCHW, glibc's default malloc (timm's default)
   torch_tuned     + channels_last and the malloc thresholds raised
   torch_compile   + torch.compile (inductor; needs a C++ compiler)
@@ -91,7 +92,8 @@ def openvino_runner(path: str, x, threads: int):
     core = openvino.Core()
     model = core.read_model(path)
     model.reshape({model.inputs[0].get_any_name(): list(x.shape)})
-    compiled = core.compile_model(model, "CPU", {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"})
+    config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
+    compiled = core.compile_model(model, "CPU", config)
     request = compiled.create_infer_request()
 
     def run():
