@@ -7,6 +7,9 @@ from setuptools import find_packages, setup
 
 here = pathlib.Path(__file__).parent
 version = re.search(r'__version__ = "([^"]+)"', (here / "keras_tinynet" / "__init__.py").read_text()).group(1)
+# What the parity tests and the benchmarks both compare against: timm (PyTorch) and the other Keras GhostNets.
+other_implementations = ["torch==2.14.1", "timm", "kimm", "keras-cv-attention-models"]
+export = ["tf2onnx>=1.17", "onnxruntime", "ai-edge-litert"]
 
 setup(
     name="keras_tinynet",
@@ -32,18 +35,11 @@ setup(
     ],
     extras_require={
         "dev": ["pytest", "pytest-timeout", "hypothesis", "jax[cpu]", "ruff"],
-        "parity": [
-            "torch==2.14.1",
-            "torchvision==0.29.1",
-            "timm",
-            "safetensors",
-            "kimm",
-            "keras-cv-attention-models",
-            "scikit-image",
-        ],
+        "parity": [*other_implementations, "torchvision==0.29.1", "safetensors", "scikit-image"],
         "hub": ["tensorflow-hub", "tf-keras", "setuptools<81"],  # tensorflow_hub imports pkg_resources
-        "export": ["tf2onnx>=1.17", "onnxruntime", "ai-edge-litert"],
-        "bench": ["matplotlib"],  # the benchmarks' plots
+        "export": export,
+        # benchmarks/inference.py: every runtime (OpenVINO too), and tf-keras for keras-cv-attention-models
+        "bench": ["matplotlib", "openvino", "onnx", "tf-keras", *export, *other_implementations],
     },
     entry_points={"console_scripts": ["keras-tinynet=keras_tinynet.cli:main"]},
 )
