@@ -7,7 +7,8 @@ On the same random images and the same thread count it times (median and p90 lat
 --batch_sizes) every deployment path a user would pick (`runners` describes each runtime):
   keras_tinynet's presets (GhostNet-A..D, GhostNet 1.0x, TinyNet-A..E by default): keras (as a user builds
     it), keras_folded, keras_xla, saved_model, tflite, onnxruntime and openvino on our ONNX export, and
-    `optimized` (keras_tinynet.inference.optimize_for_inference, where the package has it);
+    `optimized` (keras_tinynet.inference.optimize_for_inference, in a tf.function) and `compiled`
+    (keras_tinynet.compile_for_inference: the one call a user's script makes for the fastest in-process form);
   keras.applications EfficientNetB0 and MobileNetV3Small/Large: keras, keras_folded, keras_xla, tflite,
     onnxruntime and openvino (through the same tf2onnx export as ours);
   timm in PyTorch: torch (default), torch_tuned, torch_compile, and timm's own ONNX export in onnxruntime
@@ -61,13 +62,23 @@ class Entry:
     default_runtimes: tuple[str, ...]
 
 
-OUR_RUNTIMES = ("keras", "keras_folded", "keras_xla", "saved_model", "tflite", "onnxruntime", "openvino", "optimized")
+OUR_RUNTIMES = (
+    "keras",
+    "keras_folded",
+    "keras_xla",
+    "saved_model",
+    "tflite",
+    "onnxruntime",
+    "openvino",
+    "optimized",
+    "compiled",
+)
 APPLICATION_RUNTIMES = ("keras", "keras_folded", "keras_xla", "tflite", "onnxruntime", "openvino")
 TIMM_RUNTIMES = ("torch", "torch_tuned", "torch_compile", "onnxruntime", "openvino")
 # Every runtime by default for these (the targets and the export comparison read them); fewer for the rest.
 ALL_RUNTIMES_BY_DEFAULT = ("ghostnet_100", "ghostnet_b", "ghostnet_d", "efficientnet_b0", "mobilenet_v3_small")
 FEWER_RUNTIMES = {
-    "keras_tinynet": ("keras", "keras_folded", "tflite", "onnxruntime", "openvino", "optimized"),
+    "keras_tinynet": ("keras", "keras_folded", "tflite", "onnxruntime", "openvino", "optimized", "compiled"),
     "tinynet": ("keras", "tflite", "onnxruntime", "openvino"),
     "keras.applications": ("keras", "keras_folded", "tflite", "onnxruntime", "openvino"),
     "timm": ("torch_tuned", "onnxruntime"),
@@ -447,6 +458,8 @@ class Preparation:
                 return runners.onnxruntime_runner(onnx(), x, threads), None, ""
             if runtime == "openvino":
                 return runners.openvino_runner(onnx(), x, threads), None, ""
+            if runtime == "compiled":
+                return runners.compiled_runner(model, x, threads), None, ""
             if runtime == "saved_model":
                 from keras_tinynet import export
 

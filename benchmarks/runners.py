@@ -3,6 +3,7 @@ returns the output as a numpy array (so that every path's numbers can be compare
 
 Runtimes (each path as its users would set it up, `threads` threads):
   keras, keras_folded, keras_xla, optimized   a Keras model in a tf.function (see `tf_function_runner`)
+  compiled        keras_tinynet.compile_for_inference(model): the package's one call for in-process inference
   saved_model     export.export_saved_model, reloaded, its serving_default signature
   tflite          a .tflite file in the TFLite interpreter with XNNPACK
   onnxruntime     an .onnx file, CPUExecutionProvider, ORT_ENABLE_ALL, intra-op threads = threads
@@ -45,6 +46,13 @@ def tf_function_runner(model, runtime: str, x):
     function = tf.function(lambda images: model(images, training=False), jit_compile=runtime == "keras_xla")
     x = tf.constant(x)
     return lambda: function(x).numpy()
+
+
+def compiled_runner(model, x, threads: int):
+    import keras_tinynet
+
+    compiled = keras_tinynet.compile_for_inference(model, num_threads=threads)
+    return lambda: compiled(x)
 
 
 def saved_model_runner(path: str, x):
