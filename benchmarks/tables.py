@@ -9,7 +9,7 @@ import dataclasses
 OURS = "keras_tinynet"
 RUNTIMES_BY_ENGINE = {
     "TF": ("keras", "keras_folded", "keras_xla", "saved_model", "optimized", "tf_keras"),
-    "TFLite": ("tflite",),
+    "TFLite": ("tflite", "compiled"),  # compile_for_inference runs TFLite (compiled.RUNTIME_BY_DEFAULT)
     "ONNX Runtime": ("onnxruntime",),
     "OpenVINO": ("openvino",),
     "PyTorch": ("torch", "torch_tuned", "torch_compile"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import datetime
 import math
 import os
@@ -11,6 +12,7 @@ from keras_tinynet.counting import count
 from keras_tinynet.files import file_hash
 from keras_tinynet.spec import IMAGENET_PREPROCESSING
 
+BLOCK_KIND_NAMES = {"ghost": "ghost bottlenecks", "mbconv": "MBConv blocks", "ds": "depthwise-separable blocks"}
 CITATION = """\
 @inproceedings{han2020model,
   title={Model Rubik's Cube: Twisting Resolution, Depth and Width for TinyNets},
@@ -74,13 +76,17 @@ def model_card(
         'Keras 3: `keras.layers.TFSMLayer(PATH, call_endpoint="serving_default")` (inference).\n'
         "TensorFlow alone: `module = tf.saved_model.load(PATH); outputs = module(images, training=False)`."
     )
+    kinds = collections.Counter(block.kind for block in spec.blocks)
+    blocks = ", ".join(f"{number} {BLOCK_KIND_NAMES[kind]}" for kind, number in kinds.items())
+    head = f", conv_head {spec.head_channels}" if spec.head_channels else ""
     architecture = (
-        f"GhostNet `{spec.name}`: stem {spec.stem_channels}, {len(spec.blocks)} ghost bottlenecks, final conv "
-        f"{spec.final_channels}, conv_head {spec.head_channels}; activation {exportable.activation}"
+        f"`{spec.name}`: stem {spec.stem_channels}, {blocks}, final conv {spec.final_channels}{head}; "
+        f"activation {exportable.activation}"
     )
+    family = "GhostNet of the TinyNet family" if "ghost" in kinds else "TinyNet (EfficientNet-B0 scaled)"
     return f"""# {title}
 
-A GhostNet of the TinyNet family ("Model Rubik's Cube", NeurIPS 2020) exported by keras_tinynet {__version__}
+A {family} ("Model Rubik's Cube", NeurIPS 2020) exported by keras_tinynet {__version__}
 as a TF2 reusable SavedModel (TF Hub API: `__call__(images, training)`, `variables`, `trainable_variables`,
 `regularization_losses`), fine-tunable.
 
