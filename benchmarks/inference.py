@@ -371,10 +371,7 @@ class Preparation:
 
     def skip(self, entry: Entry, runtime: str, error: Exception) -> None:
         reason = f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"
-        if runtime == "optimized" and isinstance(error, NotImplementedError):
-            print(f"note: {entry.model} optimized skipped ({error})", flush=True)
-        else:
-            print(f"skipped {entry.model} {runtime}: {reason}", flush=True)
+        print(f"skipped {entry.model} {runtime}: {reason}", flush=True)
         if {"model": entry.model, "runtime": runtime, "reason": reason} not in self.skipped:
             self.skipped.append({"model": entry.model, "runtime": runtime, "reason": reason})
 

@@ -31,7 +31,7 @@ def tf_function_runner(model, runtime: str, x):
     """`keras`: the model as a user builds it, `model(x, training=False)` in a tf.function (what
     `predict_on_batch` runs too, without its per-call data-adapter overhead); `keras_folded`:
     keras_tinynet.fold_batch_norm(model); `keras_xla`: jit_compile=True; `optimized`:
-    keras_tinynet.inference.optimize_for_inference(model) where the package has it."""
+    keras_tinynet.inference.optimize_for_inference(model)."""
     import tensorflow as tf
 
     from keras_tinynet import inference
@@ -39,10 +39,7 @@ def tf_function_runner(model, runtime: str, x):
     if runtime == "keras_folded":
         model = inference.fold_batch_norm(model)
     elif runtime == "optimized":
-        optimize = getattr(inference, "optimize_for_inference", None)
-        if optimize is None:
-            raise NotImplementedError("keras_tinynet.inference.optimize_for_inference does not exist yet")
-        model = optimize(model)
+        model = inference.optimize_for_inference(model)
     function = tf.function(lambda images: model(images, training=False), jit_compile=runtime == "keras_xla")
     x = tf.constant(x)
     return lambda: function(x).numpy()

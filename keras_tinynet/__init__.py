@@ -23,7 +23,7 @@ _EXPORTS = {
     "keras_tinynet.presets": ("get_spec", "resolve_spec", "PRESETS"),
     "keras_tinynet.counting": ("Counts", "count"),
     "keras_tinynet.formula": ("tiny_formula",),
-    "keras_tinynet.inference": ("fold_batch_norm",),
+    "keras_tinynet.inference": ("fold_batch_norm", "optimize_for_inference"),
     "keras_tinynet.compiled": ("compile_for_inference",),
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}

@@ -1,11 +1,11 @@
 """The fastest in-process form of a model, in one call: `compile_for_inference(model)`.
 
-A Keras model called as built pays for what inference does not need: BatchNormalization as separate
-passes over every activation, the ghost modules' concatenations, and at small batches TensorFlow's
-per-op dispatch, which costs more than the arithmetic of a 50M-FLOPs network. The compiled form runs
-the model rewritten for inference (`inference.fold_batch_norm`) in TFLite's interpreter with XNNPACK,
-which TensorFlow ships, or in a tf.function; benchmarks/inference.py measures both beside the model as
-built (`compiled` and `keras` rows of its table) and `RUNTIME_BY_DEFAULT` follows that measurement.
+A Keras model called as built pays for what inference does not need: BatchNormalization and the SE
+gates' arithmetic as separate passes over the activations, and, at small batches, TensorFlow's per-op
+dispatch, which costs more than the arithmetic of a 50M-FLOPs network. The compiled form runs the model
+rewritten for inference (`inference.optimize_for_inference`) in TFLite's interpreter with XNNPACK, which
+TensorFlow ships, or in a tf.function; benchmarks/inference.py measures both beside the model as built
+(`compiled`, `optimized` and `keras` rows) and `RUNTIME_BY_DEFAULT` follows that measurement.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import os
 import keras
 import numpy as np
 
-from keras_tinynet.inference import fold_batch_norm
+from keras_tinynet.inference import optimize_for_inference
 
 RUNTIMES = ("auto", "tflite", "tensorflow", "keras")
 RUNTIME_BY_DEFAULT = "tflite"  # on the TensorFlow backend; others run the rewritten model through Keras
@@ -97,7 +97,7 @@ def _signature_outputs(interpreter) -> dict:
 def compile_for_inference(model: keras.Model, *, runtime: str = "auto", num_threads: int | None = None):
     """The fastest in-process form of a functional Keras model, for inference: a `CompiledModel`.
 
-    The model is rewritten for inference (BatchNormalization folded into the convolutions) and, on the
+    The model is rewritten for inference (`optimize_for_inference`: the same outputs, fewer ops) and, on the
     TensorFlow backend, converted in memory for TFLite's interpreter with XNNPACK (`runtime="tflite"`,
     the default: the fastest measured at batch 1 and 32); `runtime="tensorflow"` runs it in a tf.function
     instead, `"keras"` through `predict_on_batch` (the only choice on the JAX and PyTorch backends).
@@ -118,4 +118,4 @@ def compile_for_inference(model: keras.Model, *, runtime: str = "auto", num_thre
             f"`runtime`={runtime!r} needs the TensorFlow backend; this is Keras on {keras.backend.backend()!r} "
             "(use runtime='keras' or 'auto')."
         )
-    return CompiledModel(fold_batch_norm(model), runtime, num_threads or default_threads())
+    return CompiledModel(optimize_for_inference(model), runtime, num_threads or default_threads())

@@ -12,7 +12,8 @@ file such as the EMA weights the training script writes); each target's function
 - `publish_hub` (`hub`, `model_card`): reusable SavedModels (`classification`, `feature_vector`) with a
   model card and a tar.gz, for TF Hub / Kaggle Models.
 
-SavedModel, TFLite and ONNX run the BN-folded graph frozen to constants (`graph`). TensorFlow backend only.
+SavedModel, TFLite and ONNX run the inference-optimized graph (`optimize_for_inference`) frozen to
+constants (`graph`). TensorFlow backend only.
 """
 
 from keras_tinynet.export.exportable import Exportable, load_exportable, read_labels

@@ -12,7 +12,7 @@ import keras
 
 from keras_tinynet import models
 from keras_tinynet.imagenet import class_names
-from keras_tinynet.inference import fold_batch_norm
+from keras_tinynet.inference import optimize_for_inference
 from keras_tinynet.presets import model_name, resolve_spec
 from keras_tinynet.spec import ACTIVATIONS, IMAGENET_PREPROCESSING, MIN_SIZE, NetworkSpec
 from keras_tinynet.weights import loading
@@ -36,8 +36,8 @@ class Exportable:
 
     @functools.cached_property
     def inference_model(self) -> keras.Model:
-        """The model with BN folded into its convolutions: what SavedModel, TFLite and ONNX run."""
-        return fold_batch_norm(self.model)
+        """The model with BN folded and fused ops (`optimize_for_inference`): what SavedModel, TFLite and ONNX run."""
+        return optimize_for_inference(self.model)
 
     @property
     def classes(self) -> int:

@@ -1,4 +1,4 @@
-"""ONNX through tf2onnx, from the frozen, BN-folded graph (tf2onnx's own workarounds: `_tf2onnx_lib`)."""
+"""ONNX through tf2onnx, from the frozen, inference-optimized graph (tf2onnx's own workarounds: `_tf2onnx_lib`)."""
 
 from __future__ import annotations
 

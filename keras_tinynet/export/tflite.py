@@ -1,4 +1,4 @@
-"""TFLite: float32, float16 and full-integer int8 conversion of the frozen, BN-folded graph, and the
+"""TFLite: float32, float16 and full-integer int8 conversion of the frozen, inference-optimized graph, and the
 interpreter (XNNPACK) that reads it back: details, prediction and latency."""
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ def export_tflite(
     int8_io: str = "uint8",
     batch_size: int = 1,
 ) -> str:
-    """Converts the model, BN folded and weights frozen, to TFLite and writes it atomically to `path`.
+    """Converts the model, optimized for inference and weights frozen, to TFLite and writes it atomically to `path`.
 
     The model takes float32 images [batch_size, size, size, 3], RGB in [0, 255], and returns the
     probabilities [batch_size, classes]. `quantization`:
