@@ -16,8 +16,9 @@ On the same random images and the same thread count it times (median and p90 lat
   the other Keras implementations of GhostNet 1.0x: kimm (keras, and its TFLite export) and
     keras_cv_attention_models (tf_keras, timed in its own process, and its README's TFLite conversion).
 GhostNet 1.0x/B/D, EfficientNetB0 and MobileNetV3Small run every runtime; the other models fewer, to keep
-the default run near 30 minutes on 2 cores. All but `torch` are timed in --rounds interleaved rounds, so
-that drift of the machine hits all alike. In the same run it measures the float32 matmul peak and the
+the default run near 30 minutes on 2 cores. Each network is timed with all its implementations (and
+GhostNet-B with EfficientNetB0, GhostNet-D with MobileNetV3Small) in --rounds interleaved rounds, so that
+drift of the machine hits the paths compared alike; `measurement_groups` says why not all at once. In the same run it measures the float32 matmul peak and the
 streaming memory bandwidth, and gives each measurement's share of the peak and of its roofline bound
 (`roofline`). Writes inference.json, inference.md and inference.png to --output_dir.
 """
@@ -27,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
+import gc
 import io
 import json
 import math
@@ -490,6 +492,29 @@ def set_malloc_thresholds(bytes_: int) -> None:
 RAISED_MALLOC_THRESHOLD = 2**31 - 1
 
 
+# Networks timed in the same interleaved rounds as another's (the targets compare them); the rest by network.
+MEASURED_WITH = {"efficientnet_b0": "ghostnet_b", "mobilenet_v3_small": "ghostnet_d"}
+
+
+def measurement_groups(selected) -> list[list[tuple[Entry, tuple[str, ...]]]]:
+    """The run's entries in groups, each prepared, timed in interleaved rounds and released before the next:
+    held all at once, the default run's interpreters, sessions and batch-32 buffers filled 23 GB and stalled
+    the machine. A group is a network with every implementation of it (and MEASURED_WITH's partners), so
+    each comparison the tables make is timed side by side. Every entry timed with PyTorch's default malloc
+    (`torch`) joins the first group: the thresholds are raised after it, for good."""
+    groups: dict[str, list] = {}
+    for entry, runtimes in selected:
+        key = "torch" if "torch" in runtimes else MEASURED_WITH.get(entry.network, entry.network)
+        groups.setdefault(key, []).append((entry, runtimes))
+    if "torch" in groups:  # the rest of the first timm network's group joins it
+        first = groups.pop("torch")
+        networks = {entry.network for entry, _ in first}
+        for key in [key for key in groups if key in networks]:
+            first += groups.pop(key)
+        return [first, *groups.values()]
+    return list(groups.values())
+
+
 def measure(runners_: list[Runner]) -> dict[int, list[float]]:
     """Latencies of every runner, in --rounds interleaved rounds (so that drift of the machine hits all alike)."""
     latencies = {id(runner): [] for runner in runners_}
@@ -656,26 +681,30 @@ def main(argv):
     bandwidth = roofline.stream_bandwidth()
     print(f"float32 matmul peak: {peak['gflop_per_s']:.1f} GFLOP/s {peak['by_framework_and_size']}", flush=True)
     print(f"memory bandwidth: {bandwidth}", flush=True)
+    results = []
     with tempfile.TemporaryDirectory(prefix="keras_tinynet_bench-") as workdir:
         preparation = Preparation(workdir, batches)
         try:
-            for entry, runtimes in selected:
-                preparation.add(entry, runtimes)
-            latencies = measure(preparation.runners)
+            for group in measurement_groups(selected):
+                for entry, runtimes in group:
+                    preparation.add(entry, runtimes)
+                latencies = measure(preparation.runners)
+                results += [
+                    measurement(
+                        runner,
+                        latencies[id(runner)],
+                        preparation.traffic[runner.entry.network],
+                        peak["gflop_per_s"],
+                        bandwidth["gb_per_s"],
+                    )
+                    for runner in preparation.runners
+                ]
+                preparation.runners.clear()  # their interpreters, sessions and buffers go before the next group
+                gc.collect()
         finally:
             if preparation.kcam:
                 preparation.kcam.close()
         graphs = {name: op_counts(path) for name, path in preparation.graphs.items()}
-    results = [
-        measurement(
-            runner,
-            latencies[id(runner)],
-            preparation.traffic[runner.entry.network],
-            peak["gflop_per_s"],
-            bandwidth["gb_per_s"],
-        )
-        for runner in preparation.runners
-    ]
     for r in results:
         print(
             f"{r.model:20s} {r.runtime:13s} batch {r.batch:3d}: {r.median_ms:9.2f} ms median, "
