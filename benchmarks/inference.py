@@ -18,9 +18,10 @@ On the same random images and the same thread count it times (median and p90 lat
 GhostNet 1.0x/B/D, EfficientNetB0 and MobileNetV3Small run every runtime; the other models fewer, to keep
 the default run near 30 minutes on 2 cores. Each network is timed with all its implementations (and
 GhostNet-B with EfficientNetB0, GhostNet-D with MobileNetV3Small) in --rounds interleaved rounds, so that
-drift of the machine hits the paths compared alike; `measurement_groups` says why not all at once. In the same run it measures the float32 matmul peak and the
-streaming memory bandwidth, and gives each measurement's share of the peak and of its roofline bound
-(`roofline`). Writes inference.json, inference.md and inference.png to --output_dir.
+drift of the machine hits the paths compared alike (`measurement_groups` says why not all at once). In the
+same run it measures the float32 matmul peak and the streaming memory bandwidth, and gives each
+measurement's share of the peak and of its roofline bound (`roofline`). Writes inference.json,
+inference.md and inference.png to --output_dir.
 """
 
 from __future__ import annotations
@@ -338,9 +339,13 @@ class Preparation:
         return path
 
     def network_traffic(self, network: str, model=None) -> roofline.Traffic:
-        """Bytes per image of `network`: from its Keras graph as built (ours stands in for timm, kimm, kcam)."""
+        """Bytes per image of `network`: from the Keras graph our exports run, `optimize_for_inference` of
+        its model (ours stands in for timm, kimm, kcam)."""
+        from keras_tinynet.inference import optimize_for_inference
+
         if network not in self.traffic:
-            self.traffic[network] = roofline.keras_traffic(model if model is not None else build_keras(network)[0])
+            model = model if model is not None else build_keras(network)[0]
+            self.traffic[network] = roofline.keras_traffic(optimize_for_inference(model))
         return self.traffic[network]
 
     def add(self, entry: Entry, runtimes: tuple[str, ...]) -> None:

@@ -1,14 +1,15 @@
 r"""Does `import keras_tinynet` make a user's own script faster? TensorFlow's oneDNN CPU kernels, measured.
 
-  python benchmarks/onednn.py                 # ~5 min on 2 cores
+  python benchmarks/onednn.py                 # ~8 min on 2 cores
 
 A user's script imports keras_tinynet, builds a model and calls it. TensorFlow reads TF_ENABLE_ONEDNN_OPTS
 once, at its import, so each setting runs in its own fresh process: "package default" (a plain
 `import keras_tinynet` first, the variable unset: what users get), "off" (TF_ENABLE_ONEDNN_OPTS=0) and
 "TensorFlow default" (TensorFlow imported before keras_tinynet, the variable unset: TensorFlow's own
 choice for this CPU). The processes alternate for --rounds rounds; each times the models as built (in a
-tf.function) and as `compile_for_inference` returns them, at batch 1 and 32, and reports whether
-TensorFlow said its oneDNN custom operations are on. Writes onednn.json and onednn.md to --output_dir.
+tf.function) and as `optimize_for_inference` rewrites them (in a tf.function; `compile_for_inference` runs
+TFLite, which oneDNN does not touch), at batch 1 and 32, and reports whether TensorFlow said its oneDNN
+custom operations are on. Writes onednn.json and onednn.md to --output_dir.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ SETTINGS = {
 FLAGS = flags.FLAGS
 flags.DEFINE_list("models", ["GhostNet100", "GhostNetB"], "keras_tinynet builders to time.")
 flags.DEFINE_list("batch_sizes", ["1", "32"], "Batch sizes.")
-flags.DEFINE_integer("rounds", 3, "Alternate the settings' processes this many times.")
+flags.DEFINE_integer("rounds", 2, "Alternate the settings' processes this many times.")
 flags.DEFINE_float("seconds", 3.0, "Time each measurement for about this long.")
 flags.DEFINE_string(
     "output_dir",
@@ -45,8 +46,12 @@ flags.DEFINE_string(
 flags.DEFINE_string("child", None, "(internal) run one setting's measurements in this process and print JSON.")
 
 
+def fetched(function, images):
+    return function(images).numpy()
+
+
 def measure_in_this_process(import_first: str) -> dict:
-    """Times every model and batch size as built and compiled; run in a fresh process per setting."""
+    """Times every model and batch size as built and optimized; run in a fresh process per setting."""
     import importlib
 
     importlib.import_module(import_first)
@@ -59,13 +64,14 @@ def measure_in_this_process(import_first: str) -> dict:
     results = {}
     for name in FLAGS.models:
         model = getattr(keras_tinynet, name)()
+        optimized_model = keras_tinynet.optimize_for_inference(model)
         as_built = tf.function(lambda x, model=model: model(x, training=False))
-        compiled = keras_tinynet.compile_for_inference(model)
+        optimized = tf.function(lambda x, model=optimized_model: model(x, training=False))
         for batch in map(int, FLAGS.batch_sizes):
             images = rng.uniform(0, 255, (batch, *model.input_shape[1:])).astype(np.float32)
             forms = {
-                "as built": functools.partial(as_built, tf.constant(images)),
-                "compiled": functools.partial(compiled, images),
+                "as built": functools.partial(fetched, as_built, tf.constant(images)),
+                "optimized": functools.partial(fetched, optimized, tf.constant(images)),
             }
             for form, call in forms.items():
                 times = time_calls(call, FLAGS.seconds, 3, 2)

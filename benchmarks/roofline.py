@@ -80,19 +80,31 @@ class Traffic:
 
 def keras_traffic(model) -> Traffic:
     """The Traffic of a functional Keras model from its graph: for every node, its inputs read and its
-    outputs written (the model's input images are read, not written)."""
+    outputs written (the model's input images are read, not written). An activation whose input is the
+    output of a convolution or dense layer read by nothing else moves nothing: runtimes apply it in that
+    layer's kernel before writing (XNNPACK, oneDNN, ONNX Runtime and OpenVINO all fuse it). Give it the
+    graph the runtimes run (`optimize_for_inference(model)`: BN folded, no Dropout) for the bytes they move."""
     import keras
 
     def elements(tensor) -> int:
         return math.prod(dim for dim in tensor.shape[1:])
 
+    nodes = [node for depth in sorted(model._nodes_by_depth, reverse=True) for node in model._nodes_by_depth[depth]]
+    readers: dict[int, int] = {}
+    for node in nodes:
+        for tensor in node.input_tensors:
+            readers[id(tensor)] = readers.get(id(tensor), 0) + 1
+    fusing = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.Dense)
     activations = 0
-    for nodes in model._nodes_by_depth.values():
-        for node in nodes:
-            if isinstance(node.operation, keras.layers.InputLayer):
+    for node in nodes:
+        if isinstance(node.operation, keras.layers.InputLayer):
+            continue
+        if isinstance(node.operation, (keras.layers.ReLU, keras.layers.Activation)) and len(node.input_tensors) == 1:
+            (tensor,) = node.input_tensors
+            if isinstance(tensor._keras_history.operation, fusing) and readers[id(tensor)] == 1:
                 continue
-            activations += sum(elements(t) for t in node.input_tensors)
-            activations += sum(elements(t) for t in node.outputs)
+        activations += sum(elements(t) for t in node.input_tensors)
+        activations += sum(elements(t) for t in node.outputs)
     weights = sum(math.prod(variable.shape) for variable in model.weights)
     return Traffic(float(activations * FLOAT32_BYTES), float(weights * FLOAT32_BYTES))
 

@@ -217,7 +217,8 @@ def markdown(results, checks, context, op_counts: dict, skipped: list[dict]) -> 
             f"{max(m.roofline_share for m in results if (m.network, m.batch) == (r.network, r.batch)):.0%}",
         ]
     lines += ["", "Roofline (FLOPs = 2 x multiply-adds; bytes: float32 activations written once and read by each"]
-    lines += ["consumer in the Keras graph as built, plus the weights once per batch):", ""]
+    lines += ["consumer in the graph the exports run (optimize_for_inference, activations fused into their conv),"]
+    lines += ["plus the weights once per batch; above 100%: the runtime kept activations in cache):", ""]
     header = ["network", "batch", "MB per image", "FLOP/byte", "roofline img/s", "bound", "fastest path's share"]
     lines += table(header, list(roofline_rows.values()))
     lines += ["", "Fastest path of each network, and keras_tinynet's fastest:", ""]

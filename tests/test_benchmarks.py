@@ -214,6 +214,9 @@ def test_keras_traffic_counts_each_output_written_once_and_read_by_each_consumer
     traffic = roofline.keras_traffic(keras.Model(images, total))
     assert traffic.activation_bytes == (48 + 32 + 32 + 32 + 64 + 32) * 4
     assert traffic.weight_bytes == (3 * 2 + 2) * 4
+    # A ReLU that is its conv's only reader runs in the conv's kernel: it moves nothing.
+    fused = keras.layers.ReLU()(keras.layers.Conv2D(2, 1)(images))
+    assert roofline.keras_traffic(keras.Model(images, fused)).activation_bytes == (48 + 32) * 4
 
 
 def test_op_counts_of_tiny_onnx_and_tflite_graphs(tmp_path):
