@@ -27,7 +27,7 @@ def test_compiled_model_gives_the_logits_at_every_batch_size(logits_model, runti
     expected = logits_model(images, training=False).numpy()
     compiled = compile_for_inference(logits_model, runtime=runtime)
     assert compiled.runtime == ("tflite" if runtime == "auto" else runtime)
-    for batch in (3, 1, 3):  # a new batch size re-plans, the old one comes back
+    for batch in (3, 1, 3):  # a new batch size converts once, the old one comes back from the cache
         outputs = compiled(images[:batch])
         assert outputs.shape == (batch, 1000)
         np.testing.assert_allclose(outputs, expected[:batch], atol=1e-5, rtol=0)
