@@ -30,9 +30,11 @@ lint: venv
 test-fast: venv
 	$(BIN)/python -m pytest -q -ra -m "not slow" tests
 
-# The benchmarks (not part of the tests): inference (~30 min on 2 cores) and training steps; results in benchmarks/results/.
+# The benchmarks (not part of the tests): inference (~20 min on 2 cores), oneDNN (~8 min) and training steps;
+# results in benchmarks/results/.
 bench: venv
 	$(BIN)/python benchmarks/inference.py
+	$(BIN)/python benchmarks/onednn.py
 	$(BIN)/python benchmarks/train_step.py
 
 clean:
