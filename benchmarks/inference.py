@@ -338,14 +338,12 @@ class Preparation:
                 self.graphs.setdefault(f"{entry.model} {kind.rsplit('.', 1)[-1]}", path)
         return path
 
-    def network_traffic(self, network: str, model=None) -> roofline.Traffic:
-        """Bytes per image of `network`: from the Keras graph our exports run, `optimize_for_inference` of
-        its model (ours stands in for timm, kimm, kcam)."""
-        from keras_tinynet.inference import optimize_for_inference
-
+    def network_traffic(self, network: str, exportable=None) -> roofline.Traffic:
+        """Bytes per image of `network`: from the Keras graph our exports run, the `inference_model` of its
+        exportable (the one the exports then reuse; ours stands in for timm, kimm, kcam)."""
         if network not in self.traffic:
-            model = model if model is not None else build_keras(network)[0]
-            self.traffic[network] = roofline.keras_traffic(optimize_for_inference(model))
+            exportable = exportable if exportable is not None else build_keras(network)[3]
+            self.traffic[network] = roofline.keras_traffic(exportable.inference_model)
         return self.traffic[network]
 
     def add(self, entry: Entry, runtimes: tuple[str, ...]) -> None:
@@ -429,7 +427,7 @@ class Preparation:
             self.network_traffic(entry.network)
         else:
             model, size, macs, exportable = build_keras(entry.model)
-            self.network_traffic(entry.network, model)
+            self.network_traffic(entry.network, exportable)
 
         def tflite(batch):
             if exportable is None:
