@@ -6,7 +6,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from keras_tinynet import _compat
+from keras_tinynet.inference.layer_graph import LayerGraph
 
 FOLDABLE_CONVOLUTIONS = (layers.Conv2D, layers.DepthwiseConv2D)
 
@@ -56,27 +56,19 @@ def fold_batch_norm(model: keras.Model) -> keras.Model:
 
 def _conv_bn_pairs(model: keras.Model) -> list[tuple[layers.Layer, layers.BatchNormalization]]:
     """(conv, bn) pairs of `model` where the conv's only consumer is the BN, in graph order."""
-    nodes = _compat.layer_graph(model)
-    consumers: dict[int, int] = {}
-    for node in nodes:
-        for tensor in node.input_tensors:
-            consumers[id(tensor)] = consumers.get(id(tensor), 0) + 1
-    outputs = {id(tensor) for tensor in model.outputs}
+    graph = LayerGraph(model)
     pairs = []
-    for node in nodes:
+    for node in graph.nodes:
         bn = node.operation
         if not isinstance(bn, layers.BatchNormalization) or len(node.input_tensors) != 1:
             continue
         (tensor,) = node.input_tensors
-        conv = _compat.producer(tensor)
+        conv = graph.sole_producer(tensor)
         if (
             isinstance(conv, FOLDABLE_CONVOLUTIONS)
             and conv.data_format == "channels_last"
             and bn.axis in (-1, len(tensor.shape) - 1)
-            and consumers[id(tensor)] == 1
-            and id(tensor) not in outputs
-            and _compat.call_count(conv) == 1
-            and _compat.call_count(bn) == 1
+            and graph.sole_reader(tensor) is node
         ):
             pairs.append((conv, bn))
     return pairs

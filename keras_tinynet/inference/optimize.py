@@ -3,7 +3,6 @@ graph and applied while `keras.models.clone_model` re-traces it."""
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 
 import keras
@@ -12,6 +11,7 @@ from keras import layers
 
 from keras_tinynet import _compat
 from keras_tinynet.inference.batch_norm import fold_batch_norm
+from keras_tinynet.inference.layer_graph import LayerGraph
 
 LINEAR = (layers.Conv2D, layers.DepthwiseConv2D, layers.Dense)
 """Layers linear in their input: a scale of the input folds into the kernel (zero padding stays zero)."""
@@ -26,38 +26,13 @@ def optimize_for_inference(model: keras.Model) -> keras.Model:
     has its own variables and only standard Keras layers, so it saves and exports like the original.
     """
     folded = fold_batch_norm(model)  # also refuses anything but a functional model
-    graph = _Graph(folded)
+    graph = LayerGraph(folded)
     plan = _Plan()
     _plan_gate_folding(graph, plan)
     _plan_preprocessing_folding(graph, plan)
     _plan_padding_folding(graph, plan)
     plan.dropped.update(layer.name for layer in folded.layers if isinstance(layer, layers.Dropout))
     return keras.models.clone_model(folded, clone_function=lambda layer: layer, call_function=_Rewriter(plan).call)
-
-
-class _Graph:
-    """The call nodes of a functional model and each tensor's readers; only layers called once are rewritten."""
-
-    def __init__(self, model: keras.Model):
-        self.nodes = [node for node in _compat.layer_graph(model) if not node.is_input]
-        self.readers: dict[int, list] = collections.defaultdict(list)
-        for node in self.nodes:
-            for tensor in node.input_tensors:
-                self.readers[id(tensor)].append(node)
-        self.outputs = {id(tensor) for tensor in model.outputs}
-        self.node_of = {id(node.operation): node for node in self.nodes if _compat.call_count(node.operation) == 1}
-
-    def sole_reader(self, tensor):
-        """The one node reading `tensor`, called once, where `tensor` is not also a model output."""
-        readers = self.readers[id(tensor)]
-        if len(readers) != 1 or id(tensor) in self.outputs or id(readers[0].operation) not in self.node_of:
-            return None
-        return readers[0]
-
-    def sole_producer(self, tensor):
-        """The layer that made `tensor`, where it is called once."""
-        node = self.node_of.get(id(_compat.producer(tensor)))
-        return node.operation if node else None
 
 
 @dataclasses.dataclass
@@ -71,7 +46,7 @@ class _Plan:
     same_padding: set[str] = dataclasses.field(default_factory=set)
 
 
-def _plan_gate_folding(graph: _Graph, plan: _Plan) -> None:
+def _plan_gate_folding(graph: LayerGraph, plan: _Plan) -> None:
     """hard_sigmoid(z) = relu6(z + 3) / 6: +3 into the bias of the conv making z, / 6 into the kernels of
     the linear layers reading x * gate (x * relu6(.) / 6 through W equals x * relu6(.) through W / 6)."""
     for node in graph.nodes:
@@ -107,7 +82,7 @@ def _plan_gate_folding(graph: _Graph, plan: _Plan) -> None:
         plan.input_scales.update((reader.operation.name, np.float64(1.0 / 6.0)) for reader in readers)
 
 
-def _plan_preprocessing_folding(graph: _Graph, plan: _Plan) -> None:
+def _plan_preprocessing_folding(graph: LayerGraph, plan: _Plan) -> None:
     """A chain of Rescaling / Normalization layers is x * s + o per channel. Where it reaches a Conv2D (through
     zero padding: pad(x * s) == pad(x) * s), s goes into the conv's kernel rows and one Rescaling adds o / s."""
     for node in graph.nodes:
@@ -153,7 +128,7 @@ def _channel_affine(layer) -> tuple[np.ndarray, np.ndarray] | None:
     return None
 
 
-def _plan_padding_folding(graph: _Graph, plan: _Plan) -> None:
+def _plan_padding_folding(graph: LayerGraph, plan: _Plan) -> None:
     """ZeroPadding2D + "valid" conv -> "same" conv, where TensorFlow's "same" pads exactly as the layer does
     (from the static input size: at stride 2 it pads one less before than after on even sizes)."""
     for node in graph.nodes:
