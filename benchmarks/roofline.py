@@ -86,25 +86,22 @@ def keras_traffic(model) -> Traffic:
     graph the runtimes run (`optimize_for_inference(model)`: BN folded, no Dropout) for the bytes they move."""
     import keras
 
+    from keras_tinynet import _compat
+    from keras_tinynet.inference.layer_graph import LayerGraph
+
     def elements(tensor) -> int:
         return math.prod(dim for dim in tensor.shape[1:])
 
-    nodes = [node for depth in sorted(model._nodes_by_depth, reverse=True) for node in model._nodes_by_depth[depth]]
-    readers: dict[int, int] = {}
-    for node in nodes:
-        for tensor in node.input_tensors:
-            readers[id(tensor)] = readers.get(id(tensor), 0) + 1
+    graph = LayerGraph(model)  # without the input nodes: the images are read, not written
     fusing = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.Dense)
     activations = 0
-    for node in nodes:
-        if isinstance(node.operation, keras.layers.InputLayer):
-            continue
+    for node in graph.nodes:
         if isinstance(node.operation, (keras.layers.ReLU, keras.layers.Activation)) and len(node.input_tensors) == 1:
             (tensor,) = node.input_tensors
-            if isinstance(tensor._keras_history.operation, fusing) and readers[id(tensor)] == 1:
+            if isinstance(_compat.producer(tensor), fusing) and len(graph.readers[id(tensor)]) == 1:
                 continue
         activations += sum(elements(t) for t in node.input_tensors)
-        activations += sum(elements(t) for t in node.outputs)
+        activations += sum(elements(t) for t in node.output_tensors)
     weights = sum(math.prod(variable.shape) for variable in model.weights)
     return Traffic(float(activations * FLOAT32_BYTES), float(weights * FLOAT32_BYTES))
 
