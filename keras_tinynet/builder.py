@@ -10,7 +10,7 @@ import keras
 from keras_tinynet.network import build_graph
 from keras_tinynet.spec import MIN_SIZE, NetworkSpec
 from keras_tinynet.spec_resolver import model_name, resolve_activation, resolve_spec
-from keras_tinynet.weights.resolver import TAG, check_weights, load_weights_argument
+from keras_tinynet.weights.resolver import TAG, check_registered, check_weights, load_weights_argument
 
 FLOAT_POLICIES = ("float32", "float16", "bfloat16", "float64", "mixed_float16", "mixed_bfloat16")
 
@@ -50,10 +50,12 @@ def build(
         dtype=dtype,
         input_tensor=input_tensor,
     )
-    tagged = check_weights(weights, variant=spec.name, include_top=include_top, classes=classes) == TAG
+    tagged = check_weights(weights, include_top=include_top, classes=classes) == TAG
+    input_shape = checked_input_shape(input_shape, input_tensor, spec.default_size, include_top, tagged)
+    check_registered(weights, spec.name)
     model = build_graph(
         spec,
-        input_shape=checked_input_shape(input_shape, input_tensor, spec.default_size, include_top, tagged),
+        input_shape=input_shape,
         input_tensor=input_tensor,
         include_top=include_top,
         pooling=pooling,

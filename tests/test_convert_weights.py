@@ -23,7 +23,8 @@ import keras_tinynet.models  # noqa: E402,F401  (conftest.build_cached reaches k
 from keras_tinynet.files import file_hash  # noqa: E402
 from keras_tinynet.weights import conversion as checkpoints  # noqa: E402
 from keras_tinynet.weights import registry  # noqa: E402
-from keras_tinynet.weights.conversion import CheckpointError, ParityError, convert_checkpoint  # noqa: E402
+from keras_tinynet.convert import convert_checkpoint, keras_model_from_state_dict  # noqa: E402
+from keras_tinynet.weights.conversion import CheckpointError, ParityError  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "scripts", "convert_weights.py")
@@ -208,12 +209,12 @@ def test_other_architectures_and_variants_are_refused(ckpt100):
     with pytest.raises(
         CheckpointError, match=r"holds 1 tensor\(s\) a GhostNet or TinyNet does not have \(extra.weight\)"
     ):
-        checkpoints.keras_model_from_state_dict({**state, "extra.weight": np.zeros(1)}, "ghostnet_100", True, "x")
+        keras_model_from_state_dict({**state, "extra.weight": np.zeros(1)}, "ghostnet_100", True, "x")
     headless = {k: v for k, v in state.items() if not k.startswith("classifier")}
     with pytest.raises(CheckpointError, match=r"has no classifier .* convert it with include_top=False"):
-        checkpoints.keras_model_from_state_dict(headless, "ghostnet_100", True, "x")
+        keras_model_from_state_dict(headless, "ghostnet_100", True, "x")
     with pytest.raises(ValueError, match=r"`source`='x' \(as `variant`='ghostnet_050'\).*'stem_conv'.*another variant"):
-        checkpoints.keras_model_from_state_dict(state, "ghostnet_050", True, "x")
+        keras_model_from_state_dict(state, "ghostnet_050", True, "x")
 
 
 @pytest.mark.parametrize(

@@ -92,7 +92,8 @@ def load_exportable(
     label_list = _label_list(labels)
     requested = len(label_list) if label_list else IMAGENET_CLASSES
     weights = os.fspath(weights) if isinstance(weights, os.PathLike) else weights
-    resolver.check_weights(weights, variant=spec.name, classes=requested)
+    resolver.check_weights(weights, classes=requested)
+    resolver.check_registered(weights, spec.name)
 
     def build_with(classes: int) -> keras.Model:
         input_shape = (size, size, 3)
@@ -117,7 +118,8 @@ def load_exportable(
     classes = keras_model.output_shape[-1]
     if label_list is None:
         label_list = tuple(class_names()) if classes == IMAGENET_CLASSES else tuple(str(i) for i in range(classes))
-    return Exportable(keras_model, spec, size, label_list, activation, weights)
+    crop_pct = resolver.published_preprocessing(weights, spec.name).crop_pct  # a tag's as published
+    return Exportable(keras_model, spec, size, label_list, activation, weights, crop_pct)
 
 
 def _label_list(labels) -> tuple[str, ...] | None:

@@ -2,9 +2,9 @@
 
 `weights` is None (random initialization), a registered tag ("imagenet", "imagenet_ssld", see
 `registry`), or the path of a file: this package's `.weights.h5`/`.keras`/Keras 2 `.h5`, or a published
-source checkpoint (timm `.safetensors`, keras_cv_attention_models `.h5`). `check_weights` refuses a bad
-one before a model is built; `load_weights_argument` loads it into the model it is given (`exclude`d
-layers keep theirs); `classifier_classes` says how many classes its classifier has.
+source checkpoint (timm `.safetensors`, keras_cv_attention_models `.h5`). `check_weights` and
+`check_registered` refuse a bad one before a model is built; `load_weights_argument` loads it into the
+model it is given (`exclude`d layers keep theirs); `classifier_classes` says how many classes it has.
 """
 
 from __future__ import annotations
@@ -32,19 +32,23 @@ def weights_kind(weights) -> str | None:
     )
 
 
-def check_weights(weights, *, variant: str, include_top: bool = True, classes: int = IMAGENET_CLASSES) -> str | None:
-    """The kind of `weights` for a model of `variant` (a preset name); refuses, before anything is built, a
-    missing file, a tag the registry lacks for `variant`, or a tag with a top of another class count."""
+def check_weights(weights, *, include_top: bool = True, classes: int = IMAGENET_CLASSES) -> str | None:
+    """The kind of `weights`; refuses, before anything is built, a missing file or a tag with a top of another
+    class count. `check_registered` then checks that the registry has the tag."""
     kind = weights_kind(weights)
-    if kind == TAG:
-        if include_top and classes != IMAGENET_CLASSES:
-            raise ValueError(
-                f"If using `weights={weights!r}` with `include_top=True`, `classes` should be {IMAGENET_CLASSES}. "
-                f"Received: classes={classes}. Pass include_top=False to put a new classifier on the pretrained "
-                "backbone."
-            )
-        registry.resolve_entry(variant, weights)  # a one-line error naming what exists
+    if kind == TAG and include_top and classes != IMAGENET_CLASSES:
+        raise ValueError(
+            f"If using `weights={weights!r}` with `include_top=True`, `classes` should be {IMAGENET_CLASSES}. "
+            f"Received: classes={classes}. Pass include_top=False to put a new classifier on the pretrained "
+            "backbone."
+        )
     return kind
+
+
+def check_registered(weights, variant: str) -> None:
+    """A tag must be registered for `variant` (a preset name): else a one-line error naming what exists."""
+    if weights_kind(weights) == TAG:
+        registry.resolve_entry(variant, weights)
 
 
 def load_weights_argument(
