@@ -20,10 +20,10 @@ from conftest import run_python  # noqa: E402
 
 import keras_tinynet  # noqa: E402
 import keras_tinynet.models  # noqa: E402,F401  (conftest.build_cached reaches keras_tinynet.models)
+from keras_tinynet.convert import convert_checkpoint, keras_model_from_state_dict  # noqa: E402
 from keras_tinynet.files import file_hash  # noqa: E402
 from keras_tinynet.weights import conversion as checkpoints  # noqa: E402
 from keras_tinynet.weights import registry  # noqa: E402
-from keras_tinynet.convert import convert_checkpoint, keras_model_from_state_dict  # noqa: E402
 from keras_tinynet.weights.conversion import CheckpointError, ParityError  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
