@@ -81,7 +81,7 @@ def test_safetensors_converts_without_torch_and_matches_timm(ckpt100, tmp_path):
     output = tmp_path / "ghostnet_100.weights.h5"
     code = f"""
 import json, sys
-from keras_tinynet.weights.conversion import convert_checkpoint
+from keras_tinynet.convert import convert_checkpoint
 result = convert_checkpoint({ckpt100["safetensors"]!r}, "ghostnet_100", {str(output)!r}, parity="skip")
 assert "torch" not in sys.modules and "timm" not in sys.modules, "torch was imported"
 assert "keras" in sys.modules and "safetensors.numpy" in sys.modules
@@ -315,7 +315,7 @@ def test_timm_source_must_be_a_ghostnet_v1():
 def test_timm_after_tensorflow_is_an_error_not_a_crash(ckpt050, tmp_path):
     code = f"""
 import keras
-from keras_tinynet.weights.conversion import convert_checkpoint
+from keras_tinynet.convert import convert_checkpoint
 try:
     convert_checkpoint({ckpt050["safetensors"]!r}, "ghostnet_050", {str(tmp_path / "o.weights.h5")!r}, parity="require")
 except RuntimeError as error:
