@@ -118,12 +118,11 @@ def in_process_runner(model, runtime: str, images: np.ndarray, threads: int) -> 
     return lambda: function(x).numpy()
 
 
-def write_export(exportable, runtime: str, path: str, batch_size: int) -> str:
-    """Writes what `runtime` runs to `path`, as the package's exports build it, and returns what
-    `file_runner` opens: a .tflite file for `batch_size`, an .onnx file (any batch), a SavedModel version."""
+def write_export(exportable, kind: str, path: str, batch_size: int) -> str:
+    """Writes the file of `kind` ("tflite" for `batch_size`, "onnx" for any batch, "saved_model") to `path`,
+    as the package's exports build it, and returns what `file_runner` opens (a SavedModel: its version)."""
     from keras_tinynet import export
 
-    kind = EXPORTED_RUNTIMES[runtime][0]
     if kind == "tflite":
         return export.export_tflite(exportable, path, batch_size=batch_size)
     if kind == "onnx":
@@ -209,17 +208,18 @@ def exportable_of(model, image_size: int):
 
 def runner(model, runtime: str, images: np.ndarray, threads: int, workdir: str | None = None):
     """A call that runs one batch, `images` [n, size, size, 3], through `model` in `runtime` and returns the
-    output. Exported runtimes write their file to `workdir` (a temporary directory, removed with the call,
-    where None)."""
+    output. Exported runtimes write their file into a new directory in `workdir` (kept), or in a temporary
+    directory removed with the call where `workdir` is None."""
     check_runtime(runtime)
     images = np.ascontiguousarray(images, np.float32)
     if runtime in IN_PROCESS_RUNTIMES:
         return in_process_runner(model, runtime, images, threads)
-    temporary = tempfile.TemporaryDirectory(prefix="keras_tinynet_latency-") if workdir is None else None
-    directory = workdir if temporary is None else temporary.name
+    prefix = "keras_tinynet_latency-"
+    temporary = tempfile.TemporaryDirectory(prefix=prefix) if workdir is None else None
+    directory = tempfile.mkdtemp(prefix=prefix, dir=workdir) if temporary is None else temporary.name
     kind = EXPORTED_RUNTIMES[runtime][0]
     path = os.path.join(directory, f"{model.name}.{images.shape[0]}.{kind}")
-    exported = write_export(exportable_of(model, images.shape[1]), runtime, path, images.shape[0])
+    exported = write_export(exportable_of(model, images.shape[1]), kind, path, images.shape[0])
     run = file_runner(runtime, exported, images, threads)
     if temporary is None:
         return run
