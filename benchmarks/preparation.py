@@ -87,7 +87,7 @@ def build_keras(name: str) -> Implementation:
     exportable = export.Exportable(model=model, spec=spec, image_size=size, labels=tuple(class_names()))
     exporters = {
         kind: lambda path, batch, kind=kind: latency.write_export(exportable, kind, path, batch)
-        for kind, _, _ in latency.EXPORTED_RUNTIMES.values()
+        for kind in latency.EXPORT_KINDS
     }
     return Implementation(model, size, macs, exporters, exportable=exportable)
 
@@ -213,10 +213,9 @@ class Preparation:
         x = self.images(implementation.image_size, batch, implementation.channels_first)
         if runtime in implementation.own_runtimes:
             return implementation.own_runtimes[runtime](x)
-        threads = self.config.threads
-        if runtime in latency.IN_PROCESS_RUNTIMES:
+        threads, kind = self.config.threads, latency.export_kind(runtime)
+        if kind is None:
             return latency.in_process_runner(implementation.model, runtime, x, threads), None, ""
-        kind = latency.EXPORTED_RUNTIMES[runtime][0]
         path = self.exported(entry, implementation, kind, batch)
         return latency.file_runner(runtime, path, x, threads), None, ""
 
