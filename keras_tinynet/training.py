@@ -28,6 +28,7 @@ from keras_tinynet.recipe import (
     MAY_CHANGE_ON_RESUME,
     TrainConfig,
     TrainingError,
+    fit_batch_size,
     resolve,
     resume_differences,
     spec_of,
@@ -234,7 +235,10 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> dict:
     lock = os.path.join(config.model_dir, ".lock")
     try:
         with files.exclusive_lock(lock):
-            for directory in ("", "checkpoints", "final"):
+            for directory in ("", "checkpoints", "final", "logs"):
+                os.makedirs(
+                    os.path.join(config.model_dir, directory), exist_ok=True
+                )  # a file in the way fails now, not after an epoch
                 for stale in files.remove_stale_staging(os.path.join(config.model_dir, directory)):
                     print(f"Removed {stale}, left by a run that was killed while writing it.")
             return _train(config, verbose)
@@ -252,14 +256,15 @@ def _train(config: TrainConfig, verbose: int | str) -> dict:
         keras.mixed_precision.set_global_policy(
             "mixed_float16" if tf.config.list_logical_devices("GPU") else "mixed_bfloat16"
         )
+    keras.utils.set_random_seed(config.seed)
+    dataset = data_lib.load(config.dataset, config.data_dir, config.manual_dir, seed=config.seed)
+    config = fit_batch_size(config, dataset.train_examples)
     replicas = strategy.num_replicas_in_sync
     if config.batch_size % replicas:
         raise TrainingError(
             f"`batch_size`={config.batch_size} is not divisible by the {replicas} replicas of the "
             f"{config.strategy!r} strategy; use a multiple of {replicas}."
         )
-    keras.utils.set_random_seed(config.seed)
-    dataset = data_lib.load(config.dataset, config.data_dir, config.manual_dir, seed=config.seed)
     steps_per_epoch = config.steps_per_epoch or dataset.train_examples // config.batch_size
     if steps_per_epoch < 1:
         raise TrainingError(
@@ -415,6 +420,7 @@ def evaluate(config: TrainConfig, weights: str, split: str = "eval") -> dict:
         registry.published_preprocessing(spec_of(config).name, weights) if tagged else IMAGENET_PREPROCESSING
     )
     dataset = data_lib.load(config.dataset, config.data_dir, config.manual_dir, seed=config.seed)
+    config = fit_batch_size(config, dataset.train_examples)
     if tagged and dataset.num_classes != IMAGENET_CLASSES:
         raise TrainingError(
             f"`weights`={weights!r} classifies the {IMAGENET_CLASSES} ImageNet classes; `dataset`={dataset.name!r} "

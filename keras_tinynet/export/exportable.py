@@ -14,8 +14,8 @@ from keras_tinynet import models
 from keras_tinynet.imagenet import class_names
 from keras_tinynet.inference import optimize_for_inference
 from keras_tinynet.presets import model_name, resolve_spec
-from keras_tinynet.spec import ACTIVATIONS, IMAGENET_PREPROCESSING, MIN_SIZE, NetworkSpec
-from keras_tinynet.weights import loading
+from keras_tinynet.spec import ACTIVATIONS, IMAGENET_CLASSES, IMAGENET_PREPROCESSING, MIN_SIZE, NetworkSpec
+from keras_tinynet.weights import loading, registry
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,7 +90,8 @@ def load_exportable(
         raise ValueError(f"`activation` must be one of {ACTIVATIONS}; received activation={activation!r}.")
     if name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
         raise ValueError(f"`name` must be letters, digits, '_', '.' or '-' (a directory name); received name={name!r}.")
-    if weights is not None:
+    tagged = registry.is_tag(weights)
+    if weights is not None and not tagged:
         weights = os.fspath(weights)
         if not os.path.isfile(weights):
             raise ValueError(
@@ -115,8 +116,15 @@ def load_exportable(
             name=name or model_name(spec, activation),
         )
 
-    keras_model = build(len(label_list) if label_list else 1000)
-    if weights is not None:
+    keras_model = build(len(label_list) if label_list else IMAGENET_CLASSES)
+    if tagged:  # a registered tag, loaded as the builders load it
+        if label_list is not None and len(label_list) != IMAGENET_CLASSES:
+            raise ValueError(
+                f"`labels` lists {len(label_list)} classes but `weights`={weights!r} classifies the "
+                f"{IMAGENET_CLASSES} ImageNet classes; leave `labels` out (ImageNet's are built in)."
+            )
+        loading.load_pretrained_weights(keras_model, spec.name, weights)
+    elif weights is not None:
         try:
             arrays = loading.read_weights(weights, keras_model)
         except (OSError, KeyError) as error:
@@ -133,4 +141,7 @@ def load_exportable(
     classes = keras_model.output_shape[-1]
     if label_list is None:
         label_list = tuple(class_names()) if classes == 1000 else tuple(str(i) for i in range(classes))
-    return Exportable(keras_model, spec, size, label_list, activation, weights)
+    crop_pct = (
+        registry.published_preprocessing(spec.name, weights).crop_pct if tagged else IMAGENET_PREPROCESSING.crop_pct
+    )
+    return Exportable(keras_model, spec, size, label_list, activation, weights, crop_pct)
