@@ -136,6 +136,8 @@ def resolve(config: TrainConfig) -> TrainConfig:
         value = getattr(config, name)
         if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
             raise TrainingError(f"`{name}` must be a non-negative number; received {name}={value!r}.")
+    if not 0 < config.decay_rate <= 1:
+        raise TrainingError(f"`decay_rate` must be in (0, 1] (1: no decay); received {config.decay_rate}.")
     if not 0 <= config.ema_momentum < 1:
         raise TrainingError(f"`ema_momentum` must be in [0, 1) (0 disables EMA); received {config.ema_momentum}.")
     if not 0 <= config.label_smoothing < 1:

@@ -185,26 +185,23 @@ def require(value, flag: str, why: str):
     return value
 
 
-def check_output_dir(path: str, parameter: str = "output_dir") -> str:
-    """Refuses, before any work, an output directory that cannot be created or written: an existing file,
-    a path below a file, a read-only place. Creates nothing. (`parameter`: the flag's dest; main names the flag.)"""
-    existing = os.path.abspath(path)
-    while not os.path.lexists(existing):
-        existing = os.path.dirname(existing)
-    problem = None
-    if not os.path.isdir(existing):
-        problem = f"{existing!r} is a file, not a directory"
-    elif not os.access(existing, os.W_OK | os.X_OK):
-        problem = f"{existing!r} is not writable" + (" (a read-only file system)" if _read_only(existing) else "")
-    if problem:
+def make_output_dir(path: str, parameter: str = "output_dir") -> str:
+    """Creates the output directory before any work, so that a path which cannot be one (an existing file, a
+    path below a file, a read-only or virtual file system) fails at once, in one line naming the flag
+    (`parameter`: the flag's dest, which main translates into the flag the user typed)."""
+    try:
+        os.makedirs(path, exist_ok=True)
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), path)
+    except OSError as error:
+        blocker = os.path.abspath(path)
+        while blocker != os.path.dirname(blocker) and not os.path.lexists(blocker):
+            blocker = os.path.dirname(blocker)
+        why = f"{blocker!r} is a file" if os.path.lexists(blocker) and not os.path.isdir(blocker) else error.strerror
         raise ValueError(
-            f"`{parameter}` must be a directory that can be created and written; received {path!r}: {problem}."
-        )
+            f"`{parameter}` must be a directory that can be created and written; received {path!r} ({why})."
+        ) from None
     return path
-
-
-def _read_only(path: str) -> bool:
-    return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
 
 
 def exit_code(error: BaseException) -> int | None:

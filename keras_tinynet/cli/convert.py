@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 
-from keras_tinynet.cli.common import BooleanFlag, add_output_dir, check_output_dir, quiet_tensorflow, require
+from keras_tinynet.cli.common import BooleanFlag, add_output_dir, make_output_dir, quiet_tensorflow, require
 from keras_tinynet.presets import PRESETS
 
 DESCRIPTION = __doc__
@@ -44,7 +44,7 @@ def run(args) -> None:
 
     source = require(args.source, "--source", "the checkpoint to convert")
     model = require(args.model, "--model", f"the preset the checkpoint belongs to: {', '.join(conversion.TIMM_MODELS)}")
-    output_dir = check_output_dir(require(args.output_dir, "--output_dir", "where the .weights.h5 file goes"))
+    output_dir = make_output_dir(require(args.output_dir, "--output_dir", "where the .weights.h5 file goes"))
     output = os.path.join(output_dir, f"{model}{'' if args.include_top else '_notop'}.weights.h5")
     result = conversion.convert_checkpoint(
         source,

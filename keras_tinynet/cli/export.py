@@ -16,9 +16,9 @@ from keras_tinynet.cli.common import (
     add_model_arguments,
     add_output_dir,
     add_weights_argument,
-    check_output_dir,
     choice_list,
     comma_list,
+    make_output_dir,
     non_negative_int,
     positive_int,
     quiet_tensorflow,
@@ -89,7 +89,7 @@ def all_formats() -> tuple[str, ...]:
 def run(args) -> dict:
     formats = choice_list("--formats", args.formats, all_formats())
     output_dir = require(args.output_dir, "--output_dir", "the SavedModel goes to <output_dir>/<name>/<version>/")
-    check_output_dir(output_dir)
+    make_output_dir(output_dir)
     if "tflite_int8" in formats and args.representative_data is None:
         raise ValueError(
             "--formats includes tflite_int8, which needs --representative_data (a folder of images or "

@@ -13,9 +13,9 @@ import os
 from keras_tinynet.cli.common import (
     BooleanFlag,
     add_output_dir,
-    check_output_dir,
     choice_list,
     comma_list,
+    make_output_dir,
     quiet_tensorflow,
     require,
 )
@@ -36,7 +36,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> list:
-    output_dir = check_output_dir(
+    output_dir = make_output_dir(
         require(args.output_dir, "--output_dir", "where the SavedModels, model cards and archives go")
     )
     quiet_tensorflow(args.verbose)

@@ -14,7 +14,7 @@ import dataclasses
 import sys
 import typing
 
-from keras_tinynet.cli.common import BooleanFlag, check_output_dir, flops_value, image_size_value, quiet_tensorflow
+from keras_tinynet.cli.common import BooleanFlag, flops_value, image_size_value, make_output_dir, quiet_tensorflow
 from keras_tinynet.presets import ARCHITECTURES, PRESETS
 from keras_tinynet.spec import ACTIVATIONS
 
@@ -22,13 +22,14 @@ DESCRIPTION = __doc__
 # Flags with a fixed set of values; the other flags take their type from the TrainConfig field.
 CHOICES = {"model": list(PRESETS), "activation": list(ACTIVATIONS)}
 FLAG_NAMES = {"model_dir": ("--output_dir", "--model_dir")}  # one output flag; --model_dir as tf.estimator named it
+PARAMETER_FLAGS = {"crop_scale": "--crop_min_scale"}  # data.Augmentation's name for it
 
 
 def parse_randaugment(text: str) -> tuple[int, int]:
     try:
         ops, magnitude = (int(part) for part in text.split(","))
     except ValueError:
-        raise ValueError(f"`--randaugment` must be N,M (two integers, e.g. 2,9); received {text!r}.") from None
+        raise ValueError(f"--randaugment must be N,M (two integers, e.g. 2,9); received {text!r}.") from None
     return ops, magnitude
 
 
@@ -77,7 +78,7 @@ def config_from(args, names: typing.Iterable[str] | None = None):
             f"received --model {values['model']} (the original GhostNet has no formula base)."
         )
     if values.get("model_dir") is not None:
-        check_output_dir(values["model_dir"], "model_dir")
+        make_output_dir(values["model_dir"], "model_dir")
     if isinstance(values.get("randaugment"), str):
         values["randaugment"] = parse_randaugment(values["randaugment"])
     return TrainConfig(**values)
