@@ -80,8 +80,8 @@ def flops_value(text: str) -> float:
     """A FLOPs budget such as 200M, 0.3G or 2e8."""
     try:
         return parse_flops(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error).replace("`flops` ", "", 1)) from None
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a FLOPs count such as 200M, 0.3G or 2e8; received {text!r}") from None
 
 
 def integer_at_least(minimum: int, what: str = "an integer"):
