@@ -81,7 +81,8 @@ def flops_value(text: str) -> float:
     try:
         return parse_flops(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a FLOPs count such as 200M, 0.3G or 2e8; received {text!r}") from None
+        message = f"must be a FLOPs count such as 200M, 0.3G or 2e8; received {text!r}"
+        raise argparse.ArgumentTypeError(message) from None
 
 
 def integer_at_least(minimum: int, what: str = "an integer"):
