@@ -23,9 +23,9 @@ from keras_tinynet.weights.download import DownloadError
 # 1: an operation failed although the command was right (a full disk, a download, a parity check, a missing
 #    extra): free space, retry or install, then rerun the same command.
 EXIT_BAD_INPUT, EXIT_FAILED = 2, 1
-FAILED_OPERATIONS = (WriteError, DownloadError, RuntimeError, ImportError)  # first: a WriteError is a ValueError too
-BAD_INPUTS = (ValueError,)
-BAD_PATHS = (FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError)
+# A WriteError (a full disk) is also a ValueError: FAILED_OPERATIONS is checked first.
+FAILED_OPERATIONS = (WriteError, DownloadError, RuntimeError, ImportError)
+BAD_INPUTS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError)
 # An OSError with one of these numbers is about the path the user gave (missing, in the way, not writable).
 BAD_PATH_ERRNOS = {
     errno.ENOENT: "no such file or directory",
@@ -206,16 +206,19 @@ def make_output_dir(path: str, parameter: str = "output_dir") -> str:
 
 
 def exit_code(error: BaseException) -> int | None:
-    """The exit status for an error (see the contract above), or None to keep the traceback: a ValueError or
-    RuntimeError raised outside keras_tinynet is a bug or a framework failure, whose traceback is the useful part.
-    OSErrors are always about the machine or a path, never a bug: they get their one line wherever raised."""
-    if isinstance(error, OSError):
-        if isinstance(error, (WriteError, DownloadError)):
-            return EXIT_FAILED
-        return EXIT_BAD_INPUT if isinstance(error, BAD_PATHS) or error.errno in BAD_PATH_ERRNOS else EXIT_FAILED
-    if not isinstance(error, (*FAILED_OPERATIONS, *BAD_INPUTS)) or not _raised_here(error):
+    """The exit status for an error (see the contract above), or None to keep the traceback. OSErrors are about
+    the machine or a path, never a bug: an OSError the tables do not name is a failed operation (EIO, ENOSPC),
+    unless its number says that the path itself cannot be used. A ValueError or RuntimeError raised outside
+    keras_tinynet keeps its traceback: it is a bug or a framework failure, whose traceback is the useful part."""
+    if isinstance(error, FAILED_OPERATIONS):
+        code = EXIT_FAILED
+    elif isinstance(error, BAD_INPUTS) or (isinstance(error, OSError) and error.errno in BAD_PATH_ERRNOS):
+        code = EXIT_BAD_INPUT
+    elif isinstance(error, OSError):
+        code = EXIT_FAILED
+    else:
         return None
-    return EXIT_FAILED if isinstance(error, FAILED_OPERATIONS) else EXIT_BAD_INPUT
+    return code if isinstance(error, OSError) or _raised_here(error) else None
 
 
 def _raised_here(error: BaseException) -> bool:
@@ -224,13 +227,13 @@ def _raised_here(error: BaseException) -> bool:
 
 
 def error_lines(
-    error: BaseException, parser: argparse.ArgumentParser, argv: list[str], args, aliases=None
+    error: BaseException, parser: argparse.ArgumentParser, argv: list[str], args, parameter_flags=None
 ) -> list[str]:
-    """The error as the user should read it: internal parameter names replaced by the flags the user typed
-    (`flops` -> --flops; `aliases` maps more names, e.g. a formula's `base` to --model), an OSError from a
-    path named with its flag. The first line is the error; any further lines (a list of files) follow it."""
-    flags = flag_names(parser, argv)
-    flags.update(aliases or {})
+    """The error as the user should read it: the package's parameter names replaced by the flags the user typed
+    (`flops` -> --flops; `parameter_flags` adds names that are no flag's dest, e.g. convert's `variant` for
+    --model), an OSError from a path named with its flag. The first line is the error; any further lines (a
+    list of files) follow it."""
+    flags = {**flag_names(parser, argv), **(parameter_flags or {})}
     if isinstance(error, OSError) and error.filename is not None and str(error).startswith("[Errno"):
         text = _path_error(error, flags, args)
     else:
@@ -253,7 +256,7 @@ def flag_names(parser: argparse.ArgumentParser, argv: list[str]) -> dict[str, st
 
 
 def _path_error(error: OSError, flags: dict[str, str], args) -> str:
-    """`--output_dir 'runs/x': cannot use '/abs/runs/x/checkpoints' (a file is in the way of a directory)`."""
+    """E.g. `--output_dir 'run' cannot be used: '/abs/run/checkpoints': a file is in the way of a directory; ...`."""
     path = os.path.abspath(os.fsdecode(error.filename))
     why = BAD_PATH_ERRNOS.get(error.errno, error.strerror)
     for name, flag in flags.items():

@@ -87,6 +87,7 @@ def all_formats() -> tuple[str, ...]:
 
 
 def run(args) -> dict:
+    quiet_tensorflow(args.verbose)  # before all_formats() imports TensorFlow
     formats = choice_list("--formats", args.formats, all_formats())
     output_dir = require(args.output_dir, "--output_dir", "the SavedModel goes to <output_dir>/<name>/<version>/")
     make_output_dir(output_dir)
