@@ -132,6 +132,14 @@ def _image_folder(root: str) -> Dataset:
                     "remove it or add images."
                 )
             files += images
+    classes = sorted(
+        d for d in os.listdir(os.path.join(root, "train")) if os.path.isdir(os.path.join(root, "train", d))
+    )
+    if len(classes) < 2:
+        raise DataError(
+            f"Image folder {root!r} must hold at least 2 classes to classify (one subfolder each in train/); "
+            f"found {len(classes)}: {classes}."
+        )
     unreadable = _unreadable(files)
     if unreadable:
         shown = "\n  ".join(unreadable[:10]) + ("\n  ..." if len(unreadable) > 10 else "")

@@ -43,7 +43,11 @@ class TrainConfig:
     data_dir: str | None = _option(None, "tensorflow-datasets data directory.")
     manual_dir: str | None = _option(None, "Directory of manually downloaded archives (imagenet2012).")
     epochs: int | None = _option(None, "Epochs (recipe: 450; digits: 12).")
-    batch_size: int | None = _option(None, "Global batch size, split between the replicas (recipe: 1024; digits: 64).")
+    batch_size: int | None = _option(
+        None,
+        "Global batch size, split between the replicas (recipe: 1024, halved until an epoch has at least "
+        "10 steps, e.g. 32 for 320 images; digits: 64).",
+    )
     steps_per_epoch: int | None = _option(None, "Steps per epoch (default: one pass over the training split).")
     optimizer: str = _option("rmsprop", "rmsprop (the recipe), sgd or adamw.")
     learning_rate: float | None = _option(
@@ -109,6 +113,8 @@ def resolve(config: TrainConfig) -> TrainConfig:
     spec = spec_of(config)
     if config.image_size is None and "image_size" not in recipe:
         recipe["image_size"] = spec.default_size
+    if config.dataset != "digits":
+        del recipe["batch_size"]  # left None: fit_batch_size picks it once the training images are counted
     filled = {k: v for k, v in recipe.items() if getattr(config, k) is None}
     config = dataclasses.replace(config, **filled, activation=resolve_activation(spec, config.activation))
     if config.model_dir is None:
@@ -120,7 +126,7 @@ def resolve(config: TrainConfig) -> TrainConfig:
             raise TrainingError(f"`{name}` must be one of {allowed}; received {name}={getattr(config, name)!r}.")
     for name in ("epochs", "batch_size", "image_size"):
         value = getattr(config, name)
-        if not isinstance(value, int) or value < 1:
+        if (value is not None or name != "batch_size") and (not isinstance(value, int) or value < 1):
             raise TrainingError(f"`{name}` must be a positive integer; received {name}={value!r}.")
     if config.image_size < MIN_SIZE:
         raise TrainingError(f"`image_size` must be at least {MIN_SIZE}; received image_size={config.image_size}.")
@@ -130,11 +136,28 @@ def resolve(config: TrainConfig) -> TrainConfig:
         value = getattr(config, name)
         if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
             raise TrainingError(f"`{name}` must be a non-negative number; received {name}={value!r}.")
+    if not 0 < config.decay_rate <= 1:
+        raise TrainingError(f"`decay_rate` must be in (0, 1] (1: no decay); received {config.decay_rate}.")
     if not 0 <= config.ema_momentum < 1:
         raise TrainingError(f"`ema_momentum` must be in [0, 1) (0 disables EMA); received {config.ema_momentum}.")
     if not 0 <= config.label_smoothing < 1:
         raise TrainingError(f"`label_smoothing` must be in [0, 1); received {config.label_smoothing}.")
     return config
+
+
+MIN_STEPS_PER_EPOCH = 10
+
+
+def fit_batch_size(config: TrainConfig, train_examples: int) -> TrainConfig:
+    """Fills a batch size the user left out: the recipe's 1024, halved until an epoch has at least
+    MIN_STEPS_PER_EPOCH steps (a folder of 320 images trains at 32). The peak learning rate scales with it,
+    as the recipe scales it (`learning_rate` is per 1024 images)."""
+    if config.batch_size is not None:
+        return config
+    batch = PAPER_RECIPE["batch_size"]
+    while batch > 1 and train_examples // batch < MIN_STEPS_PER_EPOCH:
+        batch //= 2
+    return dataclasses.replace(config, batch_size=batch)
 
 
 def _slug(text: str) -> str:

@@ -29,6 +29,7 @@ from keras_tinynet.recipe import (
     MAY_CHANGE_ON_RESUME,
     TrainConfig,
     TrainingError,
+    fit_batch_size,
     resolve,
     resume_differences,
     spec_of,
@@ -170,7 +171,10 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> dict:
     lock = os.path.join(config.model_dir, ".lock")
     try:
         with files.exclusive_lock(lock):
-            for directory in ("", "checkpoints", "final"):
+            for directory in ("", "checkpoints", "final", "logs"):
+                os.makedirs(
+                    os.path.join(config.model_dir, directory), exist_ok=True
+                )  # a file in the way fails now, not after an epoch
                 for stale in files.remove_stale_staging(os.path.join(config.model_dir, directory)):
                     print(f"Removed {stale}, left by a run that was killed while writing it.")
             return _train(config, verbose)
@@ -212,7 +216,7 @@ def _train(config: TrainConfig, verbose: int | str) -> dict:
     started = time.time()
     strategy = make_strategy(config.strategy)
     with mixed_precision_policy(config.mixed_precision):
-        run_data = _load_data(config, strategy.num_replicas_in_sync)
+        config, run_data = _load_data(config, strategy.num_replicas_in_sync)
         chief, task = worker_role()
         checkpoints = Checkpoints(config.model_dir)
         multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
@@ -237,15 +241,17 @@ def _train(config: TrainConfig, verbose: int | str) -> dict:
     return summary
 
 
-def _load_data(config: TrainConfig, replicas: int) -> _RunData:
-    """The dataset and its pipelines, after checking that the batch splits between the replicas and fits it."""
+def _load_data(config: TrainConfig, replicas: int) -> tuple[TrainConfig, _RunData]:
+    """The dataset and its pipelines, with the batch fitted to the dataset where the run left it to the recipe,
+    after checking that the batch splits between the replicas and fits the dataset."""
+    keras.utils.set_random_seed(config.seed)
+    dataset = data_lib.load(config.dataset, config.data_dir, config.manual_dir, seed=config.seed)
+    config = fit_batch_size(config, dataset.train_examples)
     if config.batch_size % replicas:
         raise TrainingError(
             f"`batch_size`={config.batch_size} is not divisible by the {replicas} replicas of the "
             f"{config.strategy!r} strategy; use a multiple of {replicas}."
         )
-    keras.utils.set_random_seed(config.seed)
-    dataset = data_lib.load(config.dataset, config.data_dir, config.manual_dir, seed=config.seed)
     steps_per_epoch = config.steps_per_epoch or dataset.train_examples // config.batch_size
     if steps_per_epoch < 1:
         raise TrainingError(
@@ -262,7 +268,7 @@ def _load_data(config: TrainConfig, replicas: int) -> _RunData:
     if config.steps_per_epoch:
         train_data = train_data.repeat()
     eval_data = data_lib.pipeline(dataset, False, config.image_size, config.batch_size)
-    return _RunData(dataset, train_data, eval_data, steps_per_epoch)
+    return config, _RunData(dataset, train_data, eval_data, steps_per_epoch)
 
 
 def _compiled_model(config: TrainConfig, strategy, run_data: _RunData, multi_worker: bool) -> keras.Model:
@@ -399,6 +405,7 @@ def evaluate(config: TrainConfig, weights: str, split: str = "eval") -> dict:
     tagged = resolver.weights_kind(weights) == resolver.TAG
     preprocessing = resolver.published_preprocessing(weights, spec_of(config).name)
     dataset = data_lib.load(config.dataset, config.data_dir, config.manual_dir, seed=config.seed)
+    config = fit_batch_size(config, dataset.train_examples)
     if tagged and dataset.num_classes != IMAGENET_CLASSES:
         raise TrainingError(
             f"`weights`={weights!r} classifies the {IMAGENET_CLASSES} ImageNet classes; `dataset`={dataset.name!r} "

@@ -277,7 +277,7 @@ def test_script_errors_exit_non_zero_with_one_clear_line(tmp_path):
     evil = tmp_path / "evil.pth"
     torch.save({"payload": _Payload(str(tmp_path / "unpickled"))}, evil)
     result = run_script("--source", str(evil), "--model", "ghostnet_100", "--output_dir", str(tmp_path))
-    assert result.returncode == 2 and f"error: Refused to load `source`='{evil}'" in result.stderr
+    assert result.returncode == 2 and f"error: Refused to load --source='{evil}'" in result.stderr
     assert os.listdir(tmp_path) == ["evil.pth"]
 
 
@@ -294,7 +294,7 @@ def test_timm_source_offline_gives_a_clear_error(tmp_path):
         "--source", "timm:ghostnet_100.in1k", "--model", "ghostnet_100", "--output_dir", str(tmp_path), env=offline
     )
     assert result.returncode == 1, result.stderr
-    assert "error: Could not load the pretrained timm model `source`='timm:ghostnet_100.in1k'" in result.stderr
+    assert "error: Could not load the pretrained timm model --source='timm:ghostnet_100.in1k'" in result.stderr
     assert "needs the internet" in result.stderr and "pass that file as the source" in result.stderr
     assert not output.exists()
 

@@ -143,7 +143,7 @@ def test_tfsm_layer_loads_both_forms_in_keras3():
 
 def test_publish_argument_errors(tmp_path):
     code, _, err = H.run_script("publish_hub", "--spec=/nonexistent.json", f"--output_dir={tmp_path}")
-    assert code == 2 and "`spec` must be a NetworkSpec JSON file" in err
+    assert code == 2 and "argument --spec: must be a NetworkSpec JSON file" in err
     code, _, err = H.run_script(
         "publish_hub", "--model=ghostnet_d", f"--output_dir={tmp_path}", "--forms=classification,detector"
     )

@@ -8,23 +8,25 @@
     keras-tinynet convert --source FILE --model ghostnet_100 --output_dir DIR
 
 One vocabulary across the subcommands (`--model`/`--flops`/`--spec` pick the network, `--weights` is a
-path, "imagenet" or a tag, `--output_dir` is where a command writes) and one error convention: a bad
-flag or input prints one `error:` line and exits 2; an operation that fails (a download, a parity check,
-a full disk) prints one `error:` line and exits 1. Importing this module does not import TensorFlow:
-each subcommand imports what it needs when it runs.
+path, "imagenet" or a tag, `--output_dir` is where a command writes) and one error contract, which a new
+subcommand gets by being listed in COMMANDS: an error is one line, `keras-tinynet <subcommand>: error: ...`,
+naming the flag the user typed (the parameter names in the package's messages are translated), followed by
+any details (one per line); the exit status is decided by the exception's type (cli.common.exit_code): 2
+for bad input, 1 for an operation that fails (a download, a parity check, a full disk). TensorFlow's log
+lines stay hidden unless `--verbose`. Importing this module does not import TensorFlow: each subcommand
+imports what it needs when it runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
-import traceback
 
-from keras_tinynet.cli.common import ArgumentParser
+from keras_tinynet.cli.common import ArgumentParser, add_verbose_argument, error_lines, exit_code
 
-# Subcommand -> module with DESCRIPTION, add_arguments(parser) and run(args).
+# Subcommand -> module with DESCRIPTION, add_arguments(parser) and run(args), and optionally PARAMETER_FLAGS
+# ({parameter name in the package's messages: the flag that sets it}, for names that are not a flag's dest).
 COMMANDS = {
     "models": "keras_tinynet.cli.models",
     "train": "keras_tinynet.cli.train",
@@ -33,7 +35,6 @@ COMMANDS = {
     "publish-hub": "keras_tinynet.cli.publish_hub",
     "convert": "keras_tinynet.cli.convert",
 }
-PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
 
 def build_parser(prog: str = "keras-tinynet", command: str | None = None) -> ArgumentParser:
@@ -49,7 +50,8 @@ def build_parser(prog: str = "keras-tinynet", command: str | None = None) -> Arg
         )
         if name == command:
             module.add_arguments(sub)
-            sub.set_defaults(run=module.run)
+            add_verbose_argument(sub)
+            sub.set_defaults(run=module.run, parser=sub, parameter_flags=getattr(module, "PARAMETER_FLAGS", {}))
     return parser
 
 
@@ -70,19 +72,6 @@ def main(argv: list[str] | None = None, prog: str = "keras-tinynet") -> int:
         code = exit_code(error)
         if code is None:
             raise
-        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        print(f"{prog} {args.command}: error: {message}", file=sys.stderr)
+        first, *details = error_lines(error, args.parser, argv, args, args.parameter_flags)
+        print("\n".join([f"{prog} {args.command}: error: {first}", *details]), file=sys.stderr)
         return code
-
-
-def exit_code(error: BaseException) -> int | None:
-    """2 for bad input, 1 for a failed operation, None (keep the traceback) for errors keras_tinynet did not
-    raise itself: a bug, or a framework failure whose traceback is the useful part."""
-    frames = traceback.extract_tb(error.__traceback__)
-    if not frames or not os.path.abspath(frames[-1].filename).startswith(PACKAGE_DIR):
-        return None
-    if isinstance(error, (ValueError, FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError)):
-        return 2
-    if isinstance(error, (OSError, RuntimeError, ImportError)):
-        return 1
-    return None

@@ -14,10 +14,11 @@ from __future__ import annotations
 import json
 import os
 
-from keras_tinynet.cli.common import BooleanFlag, add_output_dir, require
+from keras_tinynet.cli.common import BooleanFlag, add_output_dir, make_output_dir, quiet_tensorflow, require
 from keras_tinynet.presets import PRESETS
 
 DESCRIPTION = __doc__
+PARAMETER_FLAGS = {"variant": "--model"}  # conversion.convert_checkpoint's names
 
 
 def add_arguments(parser) -> None:
@@ -38,12 +39,13 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> None:
+    quiet_tensorflow(args.verbose, import_now=False)  # timm must come first
     from keras_tinynet import convert  # imports neither Keras nor torch until it needs them
     from keras_tinynet.weights import conversion
 
     source = require(args.source, "--source", "the checkpoint to convert")
     model = require(args.model, "--model", f"the preset the checkpoint belongs to: {', '.join(conversion.TIMM_MODELS)}")
-    output_dir = require(args.output_dir, "--output_dir", "where the .weights.h5 file goes")
+    output_dir = make_output_dir(require(args.output_dir, "--output_dir", "where the .weights.h5 file goes"))
     output = os.path.join(output_dir, f"{model}{'' if args.include_top else '_notop'}.weights.h5")
     result = convert.convert_checkpoint(
         source,

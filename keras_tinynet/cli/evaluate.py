@@ -27,7 +27,7 @@ def add_arguments(parser) -> None:
 
 def run(args) -> None:
     config = config_from(args, CONFIG_FIELDS)
-    quiet_tensorflow()
+    quiet_tensorflow(args.verbose)
     from keras_tinynet import training
 
     print(json.dumps(training.evaluate(config, args.weights, args.split), indent=2))

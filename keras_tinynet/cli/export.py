@@ -18,6 +18,9 @@ from keras_tinynet.cli.common import (
     add_weights_argument,
     choice_list,
     comma_list,
+    make_output_dir,
+    non_negative_int,
+    positive_int,
     quiet_tensorflow,
     require,
 )
@@ -34,7 +37,7 @@ def add_exportable_arguments(parser, name_help: str) -> None:
 
 
 def load_exportable(args):
-    quiet_tensorflow()
+    quiet_tensorflow(args.verbose)
     from keras_tinynet import export
 
     return export.load_exportable(
@@ -52,7 +55,9 @@ def load_exportable(args):
 def add_arguments(parser) -> None:
     add_exportable_arguments(parser, "model name (directory and file names); default: the spec's name")
     add_output_dir(parser, "the SavedModel goes to <output_dir>/<name>/<version>/, the .tflite/.onnx files beside it")
-    parser.add_argument("--version", type=int, help="TF Serving version number (default: one more than the largest)")
+    parser.add_argument(
+        "--version", type=positive_int, help="TF Serving version number (default: one more than the largest)"
+    )
     parser.add_argument(
         "--formats",
         type=comma_list,
@@ -62,11 +67,17 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--representative_data", help="calibration images for tflite_int8: a folder or tfds:<name>[:<split>]"
     )
-    parser.add_argument("--representative_count", type=int, default=100, help="calibration images for tflite_int8")
-    parser.add_argument("--int8_io", default="uint8", help="input/output type of the int8 TFLite model: uint8 or int8")
-    parser.add_argument("--benchmark_runs", type=int, default=50, help="TFLite latency runs (0 skips the benchmark)")
-    parser.add_argument("--threads", type=int, help="TFLite latency: interpreter threads (default: all CPUs)")
-    parser.add_argument("--onnx_opset", type=int, default=17, help="ONNX opset")
+    parser.add_argument(
+        "--representative_count", type=positive_int, default=100, help="calibration images for tflite_int8"
+    )
+    parser.add_argument(
+        "--int8_io", choices=["uint8", "int8"], default="uint8", help="input/output type of the int8 TFLite model"
+    )
+    parser.add_argument(
+        "--benchmark_runs", type=non_negative_int, default=50, help="TFLite latency runs (0 skips the benchmark)"
+    )
+    parser.add_argument("--threads", type=positive_int, help="TFLite latency: interpreter threads (default: all CPUs)")
+    parser.add_argument("--onnx_opset", type=positive_int, default=17, help="ONNX opset")
 
 
 def all_formats() -> tuple[str, ...]:
@@ -76,16 +87,15 @@ def all_formats() -> tuple[str, ...]:
 
 
 def run(args) -> dict:
-    quiet_tensorflow()
+    quiet_tensorflow(args.verbose)  # before all_formats() imports TensorFlow
     formats = choice_list("--formats", args.formats, all_formats())
     output_dir = require(args.output_dir, "--output_dir", "the SavedModel goes to <output_dir>/<name>/<version>/")
+    make_output_dir(output_dir)
     if "tflite_int8" in formats and args.representative_data is None:
         raise ValueError(
             "--formats includes tflite_int8, which needs --representative_data (a folder of images or "
             "tfds:<name>[:<split>])."
         )
-    if args.benchmark_runs < 0:
-        raise ValueError(f"--benchmark_runs must be >= 0; received --benchmark_runs={args.benchmark_runs}.")
     exportable = load_exportable(args)
     from keras_tinynet import export
 

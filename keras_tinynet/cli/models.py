@@ -4,6 +4,8 @@ Computed from the specs: no TensorFlow import."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from keras_tinynet.cli.common import add_model_arguments
 from keras_tinynet.counting import count
 from keras_tinynet.formula import tiny_formula
@@ -34,16 +36,29 @@ def model_table() -> str:
 
 
 def run(args) -> None:
+    if args.image_size is not None and args.model is None and args.spec is None:
+        raise ValueError(
+            f"--image_size needs --model or --spec (a block table at that size); received --image_size "
+            f"{args.image_size} with {'--flops (the tiny formula picks the size)' if args.flops else 'neither'}."
+        )
+    if args.activation is not None and args.model is None and args.spec is None and args.flops is None:
+        raise ValueError(
+            f"--activation needs --model, --spec or --flops (a block table); received --activation {args.activation} "
+            "alone (the model table lists each model with its own activation)."
+        )
     if args.flops is not None:
         config = tiny_formula(args.flops)
+        spec = config.spec
         print(
             f"budget {config.budget_flops / 1e6:.1f}M FLOPs -> image size {config.image_size}, "
             f"depth {config.depth:.3f}, width {config.width:.3f}: {config.counts.flops / 1e6:.1f}M FLOPs "
             f"({config.error:+.2%}), {config.counts.params / 1e6:.2f}M parameters\n"
             f"build it with keras_tinynet.GhostNet(flops={args.flops:g})\n"
         )
-        print(config.spec.table())
     elif args.model or args.spec:
-        print(resolve_spec(args.model, spec=args.spec).table())
+        spec = resolve_spec(args.model, spec=args.spec)
     else:
         print(model_table())
+        return
+    size = args.image_size or spec.default_size
+    print(dataclasses.replace(spec, default_size=size, activation=args.activation or spec.activation).table())

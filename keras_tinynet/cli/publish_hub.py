@@ -10,7 +10,15 @@ from __future__ import annotations
 
 import os
 
-from keras_tinynet.cli.common import BooleanFlag, add_output_dir, choice_list, comma_list, require
+from keras_tinynet.cli.common import (
+    BooleanFlag,
+    add_output_dir,
+    choice_list,
+    comma_list,
+    make_output_dir,
+    quiet_tensorflow,
+    require,
+)
 from keras_tinynet.cli.export import add_exportable_arguments, load_exportable
 
 DESCRIPTION = __doc__
@@ -28,11 +36,14 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> list:
-    output_dir = require(args.output_dir, "--output_dir", "where the SavedModels, model cards and archives go")
-    exportable = load_exportable(args)
+    output_dir = make_output_dir(
+        require(args.output_dir, "--output_dir", "where the SavedModels, model cards and archives go")
+    )
+    quiet_tensorflow(args.verbose)
     from keras_tinynet import export
 
     forms = choice_list("--forms", args.forms, export.HUB_FORMS) if args.forms is not None else export.HUB_FORMS
+    exportable = load_exportable(args)
 
     published = export.publish_hub(
         exportable, output_dir, forms, license_name=args.license, source=args.source, overwrite=args.overwrite

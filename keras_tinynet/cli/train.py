@@ -14,21 +14,22 @@ import dataclasses
 import sys
 import typing
 
-from keras_tinynet.cli.common import BooleanFlag, flops_value, quiet_tensorflow
-from keras_tinynet.presets import PRESETS
+from keras_tinynet.cli.common import BooleanFlag, flops_value, image_size_value, make_output_dir, quiet_tensorflow
+from keras_tinynet.presets import ARCHITECTURES, PRESETS
 from keras_tinynet.spec import ACTIVATIONS
 
 DESCRIPTION = __doc__
 # Flags with a fixed set of values; the other flags take their type from the TrainConfig field.
 CHOICES = {"model": list(PRESETS), "activation": list(ACTIVATIONS)}
 FLAG_NAMES = {"model_dir": ("--output_dir", "--model_dir")}  # one output flag; --model_dir as tf.estimator named it
+PARAMETER_FLAGS = {"crop_scale": "--crop_min_scale"}  # data.Augmentation's name for it
 
 
 def parse_randaugment(text: str) -> tuple[int, int]:
     try:
         ops, magnitude = (int(part) for part in text.split(","))
     except ValueError:
-        raise ValueError(f"`--randaugment` must be N,M (two integers, e.g. 2,9); received {text!r}.") from None
+        raise ValueError(f"--randaugment must be N,M (two integers, e.g. 2,9); received {text!r}.") from None
     return ops, magnitude
 
 
@@ -49,6 +50,8 @@ def add_config_arguments(parser, names: typing.Iterable[str] | None = None) -> N
         base = {arg for arg in typing.get_args(hint) if arg is not type(None)} or {hint}
         if field.name == "flops":
             kwargs["type"] = flops_value
+        elif field.name == "image_size":
+            kwargs["type"] = image_size_value
         elif field.name == "randaugment":
             kwargs["type"] = str
         elif bool in base:
@@ -68,6 +71,14 @@ def config_from(args, names: typing.Iterable[str] | None = None):
     from keras_tinynet.recipe import TrainConfig
 
     values = {field.name: getattr(args, field.name) for field, _ in config_fields(names)}
+    if values.get("flops") is not None and PRESETS[values["model"]].architecture.name not in ARCHITECTURES:
+        bases = [name for name, preset in PRESETS.items() if preset.architecture.name in ARCHITECTURES]
+        raise ValueError(
+            f"--flops builds the tiny formula on the family of --model, which must be one of {', '.join(bases)}; "
+            f"received --model {values['model']} (the original GhostNet has no formula base)."
+        )
+    if values.get("model_dir") is not None:
+        make_output_dir(values["model_dir"], "model_dir")
     if isinstance(values.get("randaugment"), str):
         values["randaugment"] = parse_randaugment(values["randaugment"])
     return TrainConfig(**values)
@@ -92,7 +103,7 @@ def report(summary: dict) -> str:
 
 def run(args) -> None:
     config = config_from(args)
-    quiet_tensorflow()
+    quiet_tensorflow(args.verbose)
     from keras_tinynet import training
 
     verbose = 1 if sys.stdout.isatty() else 2  # a progress bar on terminals, a line per epoch in logs

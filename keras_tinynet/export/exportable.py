@@ -92,6 +92,11 @@ def load_exportable(
     label_list = _label_list(labels)
     requested = len(label_list) if label_list else IMAGENET_CLASSES
     weights = os.fspath(weights) if isinstance(weights, os.PathLike) else weights
+    if label_list is not None and resolver.weights_kind(weights) == resolver.TAG and requested != IMAGENET_CLASSES:
+        raise ValueError(
+            f"`labels` lists {requested} classes but `weights`={weights!r} classifies the {IMAGENET_CLASSES} "
+            "ImageNet classes; leave `labels` out (ImageNet's are built in)."
+        )
     resolver.check_weights(weights, classes=requested)
     resolver.check_registered(weights, spec.name)
 

@@ -1,6 +1,7 @@
 """Encoded image bytes -> eval-preprocessed images, in TensorFlow ops (serving_bytes, int8 calibration).
 
-Headers are read before decoding, so a decompression bomb is refused before it can exhaust memory.
+Headers are read before decoding, so a decompression bomb is refused before it can exhaust memory, and of an
+animated GIF only the first frame reaches the decoder (TensorFlow's decodes every frame, even to return one).
 """
 
 from __future__ import annotations
@@ -55,6 +56,40 @@ def _declared_pixels(data):
     )
 
 
+def first_gif_frame(data):
+    """An encoded GIF cut after its first image (and closed with the trailer byte): the GIF of that frame.
+
+    Walks the blocks (header, screen descriptor, global colour table, then extensions until the first image
+    descriptor, its local colour table and its data, each a chain of sub-blocks of at most 255 bytes) in
+    tf.while_loops, so serving graphs need no Python. Bytes past the end read as 0, which ends any walk.
+    """
+    b = tf.cast(tf.io.decode_raw(data, tf.uint8), tf.int32)
+    n = tf.size(b)
+    padded = tf.concat([b, [0]], 0)
+
+    def byte(i):
+        return tf.gather(padded, tf.minimum(i, n))
+
+    def colour_table(packed):  # bytes of the colour table a packed field announces
+        return tf.where(packed >= 0x80, 3 * tf.bitwise.left_shift(2, tf.bitwise.bitwise_and(packed, 7)), 0)
+
+    def after_sub_blocks(position):
+        (position,) = tf.while_loop(lambda p: byte(p) > 0, lambda p: (p + 1 + byte(p),), (position,))
+        return position + 1
+
+    def block(position, _):
+        is_image = tf.equal(byte(position), 0x2C)
+        # an image: descriptor (10 bytes), local colour table, LZW code size; an extension: introducer, label
+        start = tf.where(is_image, position + 11 + colour_table(byte(position + 9)), position + 2)
+        return after_sub_blocks(start), is_image
+
+    def more_blocks(position, image_done):
+        return tf.logical_and(~image_done, tf.logical_or(byte(position) == 0x21, byte(position) == 0x2C))
+
+    position, _ = tf.while_loop(more_blocks, block, (13 + colour_table(byte(10)), tf.constant(False)))
+    return tf.strings.substr(data, 0, tf.minimum(position, n)) + b"\x3b"
+
+
 def decode_and_preprocess(data, index, image_size: int, crop_pct: float, max_pixels: int = MAX_PIXELS):
     """One encoded JPEG/PNG (also GIF, BMP) -> the eval-preprocessed float32 [size, size, 3] image.
 
@@ -77,6 +112,8 @@ def decode_and_preprocess(data, index, image_size: int, crop_pct: float, max_pix
         [index, declared],
     )
     with tf.control_dependencies([check]):
+        is_gif = tf.equal(tf.strings.substr(data, 0, len(_MAGIC["gif"])), _MAGIC["gif"])
+        data = tf.cond(is_gif, lambda: first_gif_frame(data), lambda: data)
         image = tf.io.decode_image(data, channels=3, dtype=tf.uint8, expand_animations=False)
     shape = tf.shape(image)
     new_h, new_w = resize_size(shape[0], shape[1], image_size, crop_pct)

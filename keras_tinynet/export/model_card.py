@@ -11,6 +11,7 @@ from keras_tinynet import __version__
 from keras_tinynet.counting import count
 from keras_tinynet.files import file_hash
 from keras_tinynet.spec import IMAGENET_PREPROCESSING
+from keras_tinynet.weights import registry
 
 BLOCK_KIND_NAMES = {"ghost": "ghost bottlenecks", "mbconv": "MBConv blocks", "ds": "depthwise-separable blocks"}
 CITATION = """\
@@ -42,7 +43,10 @@ def model_card(
     scale_size = math.floor(size / exportable.crop_pct)
     title = f"{exportable.name} ({form.replace('_', ' ')})"
     weights = "random initialization (untrained)"
-    if exportable.weights:
+    if registry.is_tag(exportable.weights):
+        entry = registry.resolve_entry(spec.name, exportable.weights).entry
+        weights = f"`{exportable.weights}`: {entry['source']} ({entry['hash_algorithm']} `{entry['hash'][:16]}...`)"
+    elif exportable.weights:
         weights = f"`{os.path.basename(exportable.weights)}` (sha256 `{file_hash(exportable.weights)[:16]}...`)"
     if include_top:
         io = (

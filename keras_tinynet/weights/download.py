@@ -1,9 +1,14 @@
-"""The one download function behind `weights=<tag>`: timeouts, a size cap, a hash check, no symlinks followed.
+"""The one download function behind `weights=<tag>`: time limits, a size cap, a hash check, no symlinks followed.
 
 `keras.utils.get_file` (urlretrieve) has no timeout and no size limit, leaves a file that failed its hash
 in the cache and writes through a symlink planted at the destination. Here a transfer:
 - gives up when connecting or any read waits longer than `timeout` seconds (argument, else
   `$KERAS_TINYNET_DOWNLOAD_TIMEOUT`, else 60);
+- gives up when the whole transfer takes longer than `deadline` seconds (argument, else
+  `$KERAS_TINYNET_DOWNLOAD_DEADLINE`, else 3600), and when fewer than `min_rate` bytes per second arrive
+  over any RATE_WINDOW (30) seconds (argument, else `$KERAS_TINYNET_DOWNLOAD_MIN_RATE`, else 1024; 0 turns
+  it off): a server that trickles a byte now and then cannot keep a download alive. Both are checked after
+  each read, so a stalled read can add up to `timeout` to them;
 - is aborted as soon as it exceeds the expected size plus a small margin (a server streaming far more
   than the registry announces cannot fill the disk);
 - is written to a fresh staged file beside the destination (created with O_EXCL, never through a link)
@@ -18,13 +23,19 @@ import hashlib
 import http.client
 import os
 import sys
+import time
 import urllib.error
 import urllib.request
 
 from keras_tinynet.files import staged_file
 
 TIMEOUT_ENV = "KERAS_TINYNET_DOWNLOAD_TIMEOUT"
+DEADLINE_ENV = "KERAS_TINYNET_DOWNLOAD_DEADLINE"
+MIN_RATE_ENV = "KERAS_TINYNET_DOWNLOAD_MIN_RATE"
 DEFAULT_TIMEOUT = 60.0
+DEFAULT_DEADLINE = 3600.0  # an hour: the largest registered file (30 MB) at 8 KB/s
+DEFAULT_MIN_RATE = 1024.0  # bytes per second over RATE_WINDOW
+RATE_WINDOW = 30.0
 HASH_ALGORITHMS = ("sha256", "md5")  # md5 only where the source publishes nothing stronger
 CHUNK = 1 << 16
 
@@ -33,21 +44,42 @@ class DownloadError(OSError):
     """A file could not be fetched, or what was fetched is not the expected file."""
 
 
+def _setting(value, name: str, env: str, default: float, unit: str, allow_zero: bool = False) -> float:
+    """A limit from its argument, else its environment variable, else its default; checked either way."""
+    where = f"`{name}`"
+    if value is None:
+        text = os.environ.get(env)
+        if not text:
+            return default
+        where = f"${env}"
+        try:
+            value = float(text)
+        except ValueError:
+            value = text
+    valid = (
+        not isinstance(value, bool) and isinstance(value, (int, float)) and (value >= 0 if allow_zero else value > 0)
+    )
+    if not valid or value != value or value == float("inf"):
+        must = "a non-negative number of" if allow_zero else "a positive number of"
+        raise ValueError(
+            f"{where} must be {must} {unit}{' (0: no minimum)' if allow_zero else ''}; received {value!r}."
+        )
+    return float(value)
+
+
 def download_timeout(timeout: float | None = None) -> float:
     """Seconds to wait for a connection or a read: the argument, else `$KERAS_TINYNET_DOWNLOAD_TIMEOUT`, else 60."""
-    where = "`timeout`"
-    if timeout is None:
-        text = os.environ.get(TIMEOUT_ENV)
-        if not text:
-            return DEFAULT_TIMEOUT
-        where = f"${TIMEOUT_ENV}"
-        try:
-            timeout = float(text)
-        except ValueError:
-            timeout = text
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
-        raise ValueError(f"{where} must be a positive number of seconds; received {timeout!r}.")
-    return float(timeout)
+    return _setting(timeout, "timeout", TIMEOUT_ENV, DEFAULT_TIMEOUT, "seconds")
+
+
+def download_deadline(deadline: float | None = None) -> float:
+    """Seconds the whole transfer may take: the argument, else `$KERAS_TINYNET_DOWNLOAD_DEADLINE`, else 3600."""
+    return _setting(deadline, "deadline", DEADLINE_ENV, DEFAULT_DEADLINE, "seconds")
+
+
+def download_min_rate(min_rate: float | None = None) -> float:
+    """Fewest bytes per second over RATE_WINDOW: the argument, else `$KERAS_TINYNET_DOWNLOAD_MIN_RATE`, else 1024."""
+    return _setting(min_rate, "min_rate", MIN_RATE_ENV, DEFAULT_MIN_RATE, "bytes per second", allow_zero=True)
 
 
 def size_limit(size: int) -> int:
@@ -70,6 +102,8 @@ def download(
     what: str,
     max_size: int | None = None,
     timeout: float | None = None,
+    deadline: float | None = None,
+    min_rate: float | None = None,
 ) -> str:
     """Fetches `url` into `destination` after checking its size and hash; returns the destination.
 
@@ -80,6 +114,7 @@ def download(
     if algorithm not in HASH_ALGORITHMS:
         raise ValueError(f"`algorithm` must be one of {HASH_ALGORITHMS}; received algorithm={algorithm!r}.")
     seconds = download_timeout(timeout)
+    pace = _Pace(what, url, download_deadline(deadline), download_min_rate(min_rate))
     if size is None and max_size is None:
         raise ValueError(f"Downloading {what} needs its `size` or a `max_size`; received neither.")
     limit = size_limit(size) if size is not None else max_size
@@ -90,8 +125,10 @@ def download(
         try:
             with urllib.request.urlopen(url, timeout=seconds) as response, open(staged, "wb") as out:
                 progress = _Progress(os.path.basename(destination), size or max_size)
-                while chunk := response.read(CHUNK):
+                read = getattr(response, "read1", response.read)  # what has arrived: a trickle cannot block it
+                while chunk := read(CHUNK):
                     received += len(chunk)
+                    pace.check(received)
                     if received > limit:
                         raise DownloadError(
                             f"Aborted the download of {what} from {url}: the server sent more than {limit} bytes "
@@ -138,6 +175,33 @@ def _timed_out(what: str, url: str, seconds: float) -> DownloadError:
     return DownloadError(
         f"Could not download {what} from {url}: no answer for {seconds:g} s (set `timeout` or ${TIMEOUT_ENV})."
     )
+
+
+class _Pace:
+    """The overall deadline and the minimum rate of one transfer (see the module docstring)."""
+
+    def __init__(self, what: str, url: str, deadline: float, min_rate: float):
+        self.what, self.url, self.deadline, self.min_rate = what, url, deadline, min_rate
+        self.started = self.window_started = time.monotonic()
+        self.window_bytes = 0
+
+    def check(self, received: int) -> None:
+        now = time.monotonic()
+        if now - self.started > self.deadline:
+            raise DownloadError(
+                f"Aborted the download of {self.what} from {self.url}: it took longer than {self.deadline:g} s "
+                f"({received} bytes arrived; set `deadline` or ${DEADLINE_ENV}). Nothing was cached."
+            )
+        elapsed = now - self.window_started
+        if elapsed >= RATE_WINDOW:
+            rate = (received - self.window_bytes) / elapsed
+            if rate < self.min_rate:
+                raise DownloadError(
+                    f"Aborted the download of {self.what} from {self.url}: {rate:.1f} bytes/s over the last "
+                    f"{elapsed:.0f} s, below the minimum of {self.min_rate:g} bytes/s (set `min_rate` or "
+                    f"${MIN_RATE_ENV}; 0 turns the check off). Nothing was cached."
+                )
+            self.window_started, self.window_bytes = now, received
 
 
 class _Progress:
