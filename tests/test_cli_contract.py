@@ -47,7 +47,8 @@ def paths(tmp_path_factory):
     (root / "bad_spec.json").write_text('{"name": "x"}')
     (root / "labels3.txt").write_text("a\nb\nc\n")
     write_image_folder(root / "one_class", {"cat": 2}, {"cat": 1})
-    return {"dir": str(root), "file": str(root / "file")}
+    (root / "unread.weights.h5").write_bytes(b"never read: the error of each table row comes first")
+    return {"dir": str(root), "file": str(root / "file"), "weights": str(root / "unread.weights.h5")}
 
 
 def write_image_folder(root, train, validation, size=8):
@@ -179,7 +180,12 @@ TRAIN = [
         "Image folder '{dir}/one_class' must hold at least 2 classes to classify (one subfolder each in train/); "
         "found 1: ['cat'].",
     ),
-    (["--weights", "{dir}/missing.weights.h5"], "Weights file not found: --weights='{dir}/missing.weights.h5'."),
+    (
+        ["--weights", "{dir}/missing.weights.h5"],
+        "--weights must be a weights file (.weights.h5, .keras, a Keras 2 .h5, a timm .safetensors or a "
+        "keras_cv_attention_models .h5), a registered tag such as 'imagenet' (see weights/README.md) or None "
+        "(random initialization). Received: --weights='{dir}/missing.weights.h5' (no such file).",
+    ),
     (
         ["--output_dir", "{file}"],
         "--output_dir must be a directory that can be created and written; received '{file}' ('{file}' is a file).",
@@ -231,13 +237,19 @@ EVALUATE = [
 @pytest.mark.parametrize("argv, message", EVALUATE, ids=[" ".join(argv) for argv, _ in EVALUATE])
 def test_evaluate_flags(paths, argv, message):
     argv = [a.format(**paths) for a in argv]
-    result = run("evaluate", "--weights", f"{paths['dir']}/missing.weights.h5", *argv)
+    result = run("evaluate", "--weights", paths["weights"], *argv)  # a file: each row's own flag is what fails
     assert_error(result, "evaluate", message.format(**paths))
 
 
 def test_evaluate_weights_that_do_not_exist(paths):
     result = run("evaluate", "--weights", f"{paths['dir']}/missing.weights.h5", "--image_size", "32")
-    assert_error(result, "evaluate", f"Weights file not found: --weights='{paths['dir']}/missing.weights.h5'.")
+    assert_error(
+        result,
+        "evaluate",
+        f"--weights must be a weights file (.weights.h5, .keras, a Keras 2 .h5, a timm .safetensors or a "
+        "keras_cv_attention_models .h5), a registered tag such as 'imagenet' (see weights/README.md) or None "
+        f"(random initialization). Received: --weights='{paths['dir']}/missing.weights.h5' (no such file).",
+    )
 
 
 # The network flags of export and publish-hub (with --model ghostnet_d given, --spec and --flops also
@@ -281,8 +293,9 @@ EXPORT = NETWORK + [
     ),
     (
         ["--weights", "{dir}/missing.weights.h5"],
-        "--weights must be a weights file (.weights.h5, .keras, .h5); received --weights='{dir}/missing.weights.h5' "
-        "(no such file).",
+        "--weights must be a weights file (.weights.h5, .keras, a Keras 2 .h5, a timm .safetensors or a "
+        "keras_cv_attention_models .h5), a registered tag such as 'imagenet' (see weights/README.md) or None "
+        "(random initialization). Received: --weights='{dir}/missing.weights.h5' (no such file).",
     ),
     (
         ["--labels", "{dir}/missing.txt"],
@@ -321,8 +334,9 @@ PUBLISH_HUB = NETWORK + [
     ),
     (
         ["--weights", "{dir}/missing.weights.h5"],
-        "--weights must be a weights file (.weights.h5, .keras, .h5); received --weights='{dir}/missing.weights.h5' "
-        "(no such file).",
+        "--weights must be a weights file (.weights.h5, .keras, a Keras 2 .h5, a timm .safetensors or a "
+        "keras_cv_attention_models .h5), a registered tag such as 'imagenet' (see weights/README.md) or None "
+        "(random initialization). Received: --weights='{dir}/missing.weights.h5' (no such file).",
     ),
     (["--image_size", "8"], "argument --image_size: must be an input size in pixels, >= 32; received '8' (see --help)"),
     (

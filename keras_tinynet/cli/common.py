@@ -14,8 +14,9 @@ import warnings
 
 from keras_tinynet.files import WriteError
 from keras_tinynet.formula import parse_flops
-from keras_tinynet.presets import PRESETS, resolve_spec
+from keras_tinynet.presets import PRESETS
 from keras_tinynet.spec import ACTIVATIONS, MIN_SIZE
+from keras_tinynet.spec_resolver import resolve_spec
 from keras_tinynet.weights.download import DownloadError
 
 # The exit-code contract, decided by the exception's type alone (a subcommand added later follows it as is):

@@ -29,6 +29,16 @@ CITATION = """\
 }"""
 
 
+def _weights_line(weights, variant: str) -> str:
+    """What the card says the weights are: a registered tag's source and hash, a file's name and hash."""
+    if registry.is_tag(weights):
+        entry = registry.resolve_entry(variant, weights).entry
+        return f"`{weights}`: {entry['source']} ({entry['hash_algorithm']} `{entry['hash'][:16]}...`)"
+    if weights:
+        return f"`{os.path.basename(weights)}` (sha256 `{file_hash(weights)[:16]}...`)"
+    return "random initialization (untrained)"
+
+
 def model_card(
     exportable,
     form: str,
@@ -42,12 +52,7 @@ def model_card(
     counts = count(spec, size, include_top=include_top, classes=exportable.classes)
     scale_size = math.floor(size / exportable.crop_pct)
     title = f"{exportable.name} ({form.replace('_', ' ')})"
-    weights = "random initialization (untrained)"
-    if registry.is_tag(exportable.weights):
-        entry = registry.resolve_entry(spec.name, exportable.weights).entry
-        weights = f"`{exportable.weights}`: {entry['source']} ({entry['hash_algorithm']} `{entry['hash'][:16]}...`)"
-    elif exportable.weights:
-        weights = f"`{os.path.basename(exportable.weights)}` (sha256 `{file_hash(exportable.weights)[:16]}...`)"
+    weights = _weights_line(exportable.weights, spec.name)
     if include_top:
         io = (
             f"- Input: `images`, float32 `[batch, {size}, {size}, 3]`, RGB, values in [0, 1].\n"
