@@ -40,7 +40,9 @@ def resolve_spec(
 
 def spec_for_budget(flops: float, base: str, **formula_options) -> NetworkSpec:
     """The tiny formula's network for `flops` on `base` (the formula's errors name `flops` and its range)."""
-    return tiny_formula(flops, base=base, **formula_options).spec
+    if isinstance(flops, bool) or not isinstance(flops, (int, float)) or not flops > 0:
+        raise ValueError(f"`flops` must be a positive number such as 200e6; received flops={flops!r}.")
+    return tiny_formula(float(flops), base=base, **formula_options).spec
 
 
 def _read_spec(spec) -> NetworkSpec:
