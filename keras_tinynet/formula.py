@@ -67,8 +67,17 @@ class GaussianProcess:
                     alpha = np.linalg.solve(chol.T, np.linalg.solve(chol, residual))
                     log_likelihood = -0.5 * residual @ alpha - np.log(np.diag(chol)).sum()
                     if best is None or log_likelihood > best[0]:
-                        best = (log_likelihood, length, signal, alpha)
+                        best = (log_likelihood, length, signal, alpha, noise)
         _, self.length_scale, self.signal_std, self.alpha = best
+        self.noise = np.where(exact, 1e-10, best[4] ** 2)
+
+    def std(self, x) -> np.ndarray:
+        """The posterior standard deviation at `x`: the uncertainty band of the fitted curve."""
+        x = np.atleast_1d(np.asarray(x, dtype=np.float64))
+        cov = self._kernel(self.x, self.x, self.length_scale, self.signal_std) + np.diag(self.noise)
+        cross = self._kernel(x, self.x, self.length_scale, self.signal_std)
+        variance = self.signal_std**2 - np.einsum("ij,ji->i", cross, np.linalg.solve(cov, cross.T))
+        return np.sqrt(np.maximum(variance, 0.0))
 
     @staticmethod
     def _kernel(a, b, length, signal):
@@ -127,6 +136,7 @@ def tiny_formula(
     ratio: float | None = None,
     base: str = TINYNET_GHOSTNET.name,
     name: str | None = None,
+    curves=None,
 ) -> TinyConfig:
     """Twists the `base` architecture to a FLOPs budget: absolute `flops`, or `ratio` of the base's FLOPs.
 
@@ -134,9 +144,15 @@ def tiny_formula(
     network's FLOPs (at its own image size) land as close to the budget as the channel rounding
     allows. Example: `tiny_formula(200e6).spec` is a 200M-FLOPs GhostNet,
     `tiny_formula(200e6, base="efficientnet_b0").spec` a 200M-FLOPs TinyNet.
+    `curves` (the path of a `keras-tinynet twist` curves file) replaces the published curves and their base
+    by the ones a search fitted; `base` must then be of the same family.
     """
     if base not in ARCHITECTURES:
         raise ValueError(f"`base` must be one of {', '.join(ARCHITECTURES)}; received base={base!r}.")
+    if curves is not None:
+        from keras_tinynet.twist.curves import load_curves  # imported when used: the twist is optional
+
+        return load_curves(curves).flops_config(flops, ratio=ratio, family=ARCHITECTURES[base].family, name=name)
     architecture = ARCHITECTURES[base]
     full = base_flops(architecture)
     if (flops is None) == (ratio is None):
@@ -154,6 +170,14 @@ def tiny_formula(
         )
     budget = ratio * full
     resolution, depth = resolution_and_depth(ratio)
+    return twist_to_budget(architecture, budget, resolution, depth, name)
+
+
+def twist_to_budget(
+    architecture: Architecture, budget: float, resolution: float, depth: float, name: str | None = None
+) -> TinyConfig:
+    """The network at the fitted `resolution` and `depth` (multipliers of `architecture`) whose width makes its
+    FLOPs land on `budget`."""
     name = name or f"{architecture.family}_tiny_{budget / 1e6:.0f}m"
     fitted_size = max(32, round(architecture.default_size * resolution))
     # Channel rounding makes FLOPs a step function of width; trying the image sizes next to the

@@ -44,7 +44,9 @@ def GhostNet(spec: NetworkSpec | str | dict | None = None, *, flops: float | Non
     """Builds a GhostNet from a `spec` (a NetworkSpec, a preset name or a spec dict) or a `flops` budget.
 
     `GhostNet(flops=200e6)` runs the tiny formula on GhostNet-A and builds a 200M-FLOPs GhostNet at the
-    image size it chose. All other arguments are those of `build` and the variant builders (see `GhostNetA`).
+    image size it chose. `GhostNet(flops=200e6, curves="curves.json")` uses the curves a `keras-tinynet twist`
+    search fitted instead, and `GhostNet(latency_ms=1.0, curves="curves.json")` those of a latency search.
+    All other arguments are those of `build` and the variant builders (see `GhostNetA`).
     """
     return build(spec, flops=flops, base="ghostnet_a", **kwargs)
 
@@ -52,7 +54,8 @@ def GhostNet(spec: NetworkSpec | str | dict | None = None, *, flops: float | Non
 def TinyNet(spec: NetworkSpec | str | dict | None = None, *, flops: float | None = None, **kwargs) -> keras.Model:
     """Builds a TinyNet from a `spec` or a `flops` budget: the tiny formula on EfficientNet-B0, as in the paper.
 
-    `TinyNet(flops=100e6)` is a 100M-FLOPs TinyNet; other arguments as `build` and `TinyNetA`.
+    `TinyNet(flops=100e6)` is a 100M-FLOPs TinyNet; `curves=` and `latency_ms=` as in `GhostNet`; other
+    arguments as `build` and `TinyNetA`.
     """
     return build(spec, flops=flops, base="efficientnet_b0", **kwargs)
 
@@ -62,6 +65,8 @@ def build(
     *,
     flops: float | None = None,
     base: str = "ghostnet_a",
+    latency_ms: float | None = None,
+    curves=None,
     include_top: bool = True,
     weights: str | None = None,
     input_tensor=None,
@@ -77,11 +82,10 @@ def build(
     name: str | None = None,
 ) -> keras.Model:
     """The one builder of every network: a `spec` (a NetworkSpec, a preset name or a spec dict), or a
-    `flops` budget for the tiny formula on the `base` architecture. `activation` None is the spec's own.
+    `flops` budget for the tiny formula on the `base` architecture (with the fitted `curves` of a twist search
+    if given), or a `latency_ms` budget with the `curves` of a latency search. `activation` None is the spec's own.
     """
-    if (spec is None) == (flops is None):
-        raise ValueError(f"Pass exactly one of `spec` and `flops`; received spec={spec!r}, flops={flops!r}.")
-    spec = resolve_spec(spec=spec) if flops is None else resolve_spec(flops=flops, base=base)
+    spec = _twisted_spec(spec, flops, latency_ms, curves, base)
     activation = spec.activation if activation is None else activation
     if activation not in ACTIVATIONS:
         raise ValueError(f"`activation` must be one of {ACTIVATIONS}; received activation={activation!r}.")
@@ -158,6 +162,31 @@ def build(
     elif weights is not None:
         loading.load_weights(model, weights)
     return model
+
+
+def _twisted_spec(spec, flops, latency_ms, curves, base: str) -> NetworkSpec:
+    given = {k: v for k, v in (("spec", spec), ("flops", flops), ("latency_ms", latency_ms)) if v is not None}
+    if len(given) != 1:
+        raise ValueError(
+            "Pass exactly one of `spec`, `flops` and `latency_ms`; received "
+            + (", ".join(f"{k}={v!r}" for k, v in given.items()) or "none of them")
+            + "."
+        )
+    if curves is None and latency_ms is not None:
+        raise ValueError(f"`latency_ms`={latency_ms!r} needs `curves`: the curves file of a twist --latency_ms search.")
+    if spec is not None:
+        if curves is not None:
+            raise ValueError(f"`curves`={curves!r} applies to a `flops` or `latency_ms` budget, not to a `spec`.")
+        return resolve_spec(spec=spec)
+    if curves is None:
+        return resolve_spec(flops=flops, base=base)
+    from keras_tinynet.formula import tiny_formula
+    from keras_tinynet.presets import ARCHITECTURES
+    from keras_tinynet.twist.curves import load_curves
+
+    if latency_ms is not None:
+        return load_curves(curves).latency_spec(latency_ms, family=ARCHITECTURES[base].family)
+    return tiny_formula(flops, base=base, curves=curves).spec
 
 
 def as_float32(x, name: str):

@@ -34,6 +34,10 @@ class TrainConfig:
     flops: float | None = _option(
         None, "Train the network the tiny formula builds for this FLOPs budget (e.g. 200M) instead of --model."
     )
+    spec: str | None = _option(None, "Train the NetworkSpec of this JSON file (NetworkSpec.to_dict()), not --model.")
+    curves: str | None = _option(
+        None, "With --flops: a `keras-tinynet twist` curves file whose fitted r(c), d(c) replace the published ones."
+    )
     activation: str | None = _option(
         None, "Default: the model's own (GhostNet relu, TinyNet swish); hard_swish for the paper's '+ HSwish' rows."
     )
@@ -142,11 +146,21 @@ def _slug(text: str) -> str:
 
 
 def spec_of(config: TrainConfig):
-    """The NetworkSpec the run trains: the preset, or the tiny formula on its family for `flops`."""
+    """The NetworkSpec the run trains: a `spec` file, the tiny formula on the preset's family for `flops` (with
+    the `curves` of a twist search if given), or the preset."""
+    if config.spec is not None and config.flops is not None:
+        raise TrainingError(f"Pass one of `spec` and `flops`; received spec={config.spec!r}, flops={config.flops!r}.")
+    if config.curves is not None and config.flops is None:
+        raise TrainingError(f"`curves`={config.curves!r} applies to a `flops` budget; pass flops too.")
+    if config.spec is not None:
+        from keras_tinynet.presets import resolve_spec
+
+        return resolve_spec(spec=config.spec)
     if config.flops is not None:
         from keras_tinynet.formula import tiny_formula
 
-        return tiny_formula(config.flops, base=PRESETS[config.model].architecture.name).spec
+        architecture = PRESETS[config.model].architecture.name
+        return tiny_formula(config.flops, base=architecture, curves=config.curves).spec
     return get_spec(config.model)
 
 

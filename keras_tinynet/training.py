@@ -222,14 +222,15 @@ class EpochRecorder(keras.callbacks.Callback):
             )
 
 
-def train(config: TrainConfig, verbose: int | str = "auto") -> dict:
+def train(config: TrainConfig, verbose: int | str = "auto", callbacks: tuple = ()) -> dict:
     """Trains (or resumes) a run and returns its summary; writes everything under `config.model_dir`.
+    `callbacks`: more Keras callbacks for `fit` (the twist search reports each epoch to Ray Tune with one).
 
     The chief holds `<model_dir>/.lock` for the whole run, so a second run in the same directory stops at
     once instead of interleaving checkpoints; under it, what killed runs left staged is removed first."""
     config = resolve(config)
     if not worker_role()[0]:
-        return _train(config, verbose)
+        return _train(config, verbose, callbacks)
     os.makedirs(config.model_dir, exist_ok=True)
     lock = os.path.join(config.model_dir, ".lock")
     try:
@@ -237,7 +238,7 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> dict:
             for directory in ("", "checkpoints", "final"):
                 for stale in files.remove_stale_staging(os.path.join(config.model_dir, directory)):
                     print(f"Removed {stale}, left by a run that was killed while writing it.")
-            return _train(config, verbose)
+            return _train(config, verbose, callbacks)
     except files.LockHeld as held:
         raise TrainingError(
             f"`model_dir`={config.model_dir!r} is in use by another training run (pid {held.holder}, lock {lock}); "
@@ -245,7 +246,7 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> dict:
         ) from None
 
 
-def _train(config: TrainConfig, verbose: int | str) -> dict:
+def _train(config: TrainConfig, verbose: int | str, extra_callbacks: tuple = ()) -> dict:
     started = time.time()
     strategy = make_strategy(config.strategy)
     if config.mixed_precision:
@@ -329,6 +330,7 @@ def _train(config: TrainConfig, verbose: int | str) -> dict:
             callbacks.append(keras.callbacks.SwapEMAWeights())  # validation sees the EMA weights
         if chief:
             callbacks.append(keras.callbacks.TensorBoard(os.path.join(config.model_dir, "logs")))
+        callbacks += list(extra_callbacks)
         if initial_epoch < config.epochs:
             model.fit(
                 train_data,

@@ -74,12 +74,35 @@ def add_model_arguments(parser: argparse.ArgumentParser, default: str | None = N
     )
     group.add_argument("--flops", type=flops_value, help="FLOPs budget for the tiny formula, e.g. 200M, 0.3G or 2e8")
     group.add_argument("--spec", help="JSON file of a NetworkSpec (NetworkSpec.to_dict())")
+    add_curves_argument(parser)
     parser.add_argument(
         "--activation",
         choices=list(ACTIVATIONS),
         help="activation (default: the model's own: GhostNet relu, TinyNet swish)",
     )
     parser.add_argument("--image_size", type=int, help="input size (default: the model's)")
+
+
+def add_curves_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--curves",
+        help="with --flops: the curves.json of a `keras-tinynet twist` search (its fitted r(c), d(c) and base) "
+        "instead of the published TinyNet curves",
+    )
+
+
+def curves_spec(args):
+    """The network --flops with --curves picks, or None without --curves (one-line errors name the flag)."""
+    if args.curves is None:
+        return None
+    if args.flops is None:
+        raise ValueError(f"--curves applies to a --flops budget; received --curves {args.curves} without --flops.")
+    from keras_tinynet.formula import tiny_formula
+
+    try:
+        return tiny_formula(args.flops, curves=args.curves)
+    except ValueError as error:
+        raise ValueError(f"--curves {args.curves}: {error}") from None
 
 
 def add_weights_argument(parser: argparse.ArgumentParser, required: bool = False) -> None:

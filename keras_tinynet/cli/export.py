@@ -18,6 +18,7 @@ from keras_tinynet.cli.common import (
     add_weights_argument,
     choice_list,
     comma_list,
+    curves_spec,
     quiet_tensorflow,
     require,
 )
@@ -37,10 +38,11 @@ def load_exportable(args):
     quiet_tensorflow()
     from keras_tinynet import export
 
+    twisted = curves_spec(args)
     return export.load_exportable(
         args.model,
-        flops=args.flops,
-        spec=args.spec,
+        flops=None if twisted else args.flops,
+        spec=twisted.spec if twisted else args.spec,
         weights=args.weights,
         labels=args.labels,
         image_size=args.image_size,
