@@ -71,7 +71,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--scheduler", choices=["fifo", "asha"], default="fifo", help="asha: stop weak trials early")
     parser.add_argument("--train_batch_size", type=int, help="training batch size (train's --batch_size)")
     add_config_arguments(parser, TRAIN_FLAGS)
-    parser.set_defaults(epochs=DEFAULT_EPOCHS)
+    parser.set_defaults(epochs=DEFAULT_EPOCHS, strategy="one_device")  # a trial is one process on its share
 
 
 def search_config(args):
