@@ -68,8 +68,8 @@ class GaussianProcess:
                     log_likelihood = -0.5 * residual @ alpha - np.log(np.diag(chol)).sum()
                     if best is None or log_likelihood > best[0]:
                         best = (log_likelihood, length, signal, alpha, noise)
-        _, self.length_scale, self.signal_std, self.alpha = best
-        self.noise = np.where(exact, 1e-10, best[4] ** 2)
+        _, self.length_scale, self.signal_std, self.alpha, noise = best
+        self.noise = np.where(exact, 1e-10, noise**2)
 
     def std(self, x) -> np.ndarray:
         """The posterior standard deviation at `x`: the uncertainty band of the fitted curve."""

@@ -141,6 +141,7 @@ def test_the_base_and_its_reach(tmp_path):
 def ray_address():
     """One local Ray runtime for the test session (2 CPUs); the search tests run on it."""
     ray = pytest.importorskip("ray")
+    os.environ.setdefault("RAY_worker_niceness", "0")  # as the command does for its local runtime
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()

@@ -219,6 +219,9 @@ def _tune(config: SearchConfig, plan: dict, plan_path: str, log) -> dict[str, di
         if config.address:
             ray.init(address=config.address, log_to_driver=False)
         else:
+            # Ray runs workers at niceness 15 by default: on a shared machine every other process would take
+            # the CPUs from the trials, which are the work this command was asked to do.
+            os.environ.setdefault("RAY_worker_niceness", "0")
             ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
     try:
         resources = ray.cluster_resources()
