@@ -81,10 +81,9 @@ def build(
     dtype=None,
     name: str | None = None,
 ) -> keras.Model:
-    """The one builder of every network: a `spec` (a NetworkSpec, a preset name or a spec dict), or a
-    `flops` budget for the tiny formula on the `base` architecture (with the fitted `curves` of a twist search
-    if given), or a `latency_ms` budget with the `curves` of a latency search. `activation` None is the spec's own.
-    """
+    """The one builder of every network: a `spec` (a NetworkSpec, a preset name or a spec dict), a `flops` budget
+    for the tiny formula on `base` (with a twist search's `curves` if given), or a `latency_ms` budget with the
+    `curves` of a latency search. `activation` None is the spec's own."""
     spec = _twisted_spec(spec, flops, latency_ms, curves, base)
     activation = spec.activation if activation is None else activation
     if activation not in ACTIVATIONS:

@@ -29,7 +29,7 @@ class Progress(tune.Callback):
 
     def _line(self, trials, trial, status: str) -> None:
         self.finished_here += 1
-        done = sum(t.status in ("TERMINATED", "ERROR") for t in trials) + 1  # this one is still RUNNING
+        done = sum(t.status in ("TERMINATED", "ERROR") and t is not trial for t in trials) + 1
         elapsed = time.time() - self.started
         eta = elapsed / self.finished_here * max(0, self.total - done)
         top1 = (trial.last_result or {}).get("top1")

@@ -15,6 +15,7 @@ import math
 import os
 import time
 
+from keras_tinynet.latency import machine
 from keras_tinynet.twist import costs
 from keras_tinynet.twist.sampling import Base, Candidate, reach, resolve_base, sample
 from keras_tinynet.twist.trials import TRAIN_FIELDS, run_trial
@@ -122,7 +123,7 @@ def make_plan(config: SearchConfig, log=print) -> dict:
         "budget_kind": config.kind,
         "base_cost": base_cost,
         "base_measured": latency.measure(base.spec()),
-        "measurement": {**latency.settings(), "machine": _machine()},
+        "measurement": {**latency.settings(), "machine": machine()},
         "budgets": budgets,
         "train": config.train,
         "trials": trials,
@@ -159,12 +160,6 @@ def _label(kind: str, budget: float) -> str:
 def label(kind: str, trial: dict) -> str:
     """How a progress line names a trial: its budget and (r, d, w)."""
     return f"{_label(kind, trial['budget'])} r={trial['resolution']:.2f} d={trial['depth']:.2f} w={trial['width']:.2f}"
-
-
-def _machine() -> dict:
-    from keras_tinynet.latency import machine
-
-    return machine()
 
 
 def load_or_make_plan(config: SearchConfig, log=print) -> dict:
