@@ -34,6 +34,24 @@ def test_samples_meet_the_budget_and_start_width_only():
     assert [c.key for c in again] == [c.key for c in found]  # deterministic: a rerun plans the same trials
 
 
+def test_a_measured_cost_stops_at_the_first_width_within_the_tolerance():
+    """A latency is bisected with few (expensive) measurements: a stand-in cost that counts its calls."""
+    base = resolve_base("ghostnet_d", 64)
+    calls = []
+
+    def latency(spec):
+        calls.append(spec)
+        return count(spec).flops / 1e6  # "ms": monotone in width like a latency
+
+    budget = 0.6 * latency(base.spec())
+    found, _ = sample(base, budget, latency, 3, TOLERANCE, seed=1, exact=False)
+    assert len(found) == 3 and all(abs(c.cost / budget - 1) <= TOLERANCE for c in found)
+    exact_calls = len(calls)
+    calls.clear()
+    sample(base, budget, latency, 3, TOLERANCE, seed=1, exact=True)
+    assert exact_calls < len(calls)
+
+
 def test_a_preset_base_is_its_own_spec_at_one():
     base = resolve_base("ghostnet_100")
     assert base.spec().to_dict() == {**__import__("keras_tinynet").get_spec("ghostnet_100").to_dict()}
