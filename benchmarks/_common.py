@@ -1,33 +1,28 @@
-"""What the benchmarks share: timing, the machine's description and the weights the models get (no flags,
-no TensorFlow import)."""
+"""What the benchmarks share beyond their flags: the machine and the command as their reports state them,
+and the weights the models get (no TensorFlow import). Timing is keras_tinynet.latency's."""
 
 from __future__ import annotations
 
+import datetime
 import os
-import platform
-import time
+import sys
+
+from keras_tinynet import latency
 
 
-def time_calls(call, seconds: float, min_runs: int, warmup: int) -> list[float]:
-    """Latencies in milliseconds of `call()`, after `warmup` calls, for `seconds` and at least `min_runs`."""
-    for _ in range(warmup):
-        call()
-    latencies, deadline = [], time.perf_counter() + seconds
-    while len(latencies) < min_runs or time.perf_counter() < deadline:
-        start = time.perf_counter()
-        call()
-        latencies.append((time.perf_counter() - start) * 1e3)
-    return latencies
+def machine_line() -> str:
+    """The machine as the reports name it: "<CPU model>, <n> cores"."""
+    described = latency.machine()
+    return f"{described['cpu']}, {described['cores']} cores"
 
 
-def machine() -> str:
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as handle:
-            model = next(line.split(":", 1)[1].strip() for line in handle if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{model}, {os.cpu_count()} cores"
+def utc_now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def command_line() -> str:
+    """The command that ran this benchmark, as the reports quote it."""
+    return f"python benchmarks/{os.path.basename(sys.argv[0])} " + " ".join(sys.argv[1:])
 
 
 def he_normal_kernels(model, seed: int = 0) -> None:

@@ -8,12 +8,12 @@ requests of `KcamWorker` on stdin, one line each, prefixed with MARK on stdout.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import traceback
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import he_normal_kernels, time_calls  # noqa: E402
+from _common import he_normal_kernels
+
+from keras_tinynet.latency import time_calls
 
 MARK = "KCAM_WORKER "  # before each answer on stdout, where the package also prints
 

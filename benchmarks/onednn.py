@@ -14,43 +14,67 @@ custom operations are on. Writes onednn.json and onednn.md to --output_dir.
 
 from __future__ import annotations
 
-import datetime
+import dataclasses
 import functools
 import json
 import os
 import subprocess
 import sys
 
+import bench_flags
 from absl import app, flags
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import machine, time_calls  # noqa: E402
-
-from keras_tinynet.files import write_atomically  # noqa: E402
-
+# Nothing of keras_tinynet is imported at this module's import: a setting's process imports its
+# `import_first` before anything else (keras_tinynet's import sets TF_ENABLE_ONEDNN_OPTS).
 SETTINGS = {
     "package default": {"import_first": "keras_tinynet", "variable": None},
     "off": {"import_first": "keras_tinynet", "variable": "0"},
     "TensorFlow default": {"import_first": "tensorflow", "variable": None},
 }
-FLAGS = flags.FLAGS
-flags.DEFINE_list("models", ["GhostNet100", "GhostNetB"], "keras_tinynet builders to time.")
-flags.DEFINE_list("batch_sizes", ["1", "32"], "Batch sizes.")
-flags.DEFINE_integer("rounds", 2, "Alternate the settings' processes this many times.")
-flags.DEFINE_float("seconds", 3.0, "Time each measurement for about this long.")
-flags.DEFINE_string(
-    "output_dir",
-    os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"),
-    "Where onednn.json and onednn.md go.",
-)
-flags.DEFINE_string("child", None, "(internal) run one setting's measurements in this process and print JSON.")
+
+
+def define_flags() -> None:
+    flags.DEFINE_list("models", ["GhostNet100", "GhostNetB"], "keras_tinynet builders to time.")
+    bench_flags.define_batch_sizes()
+    bench_flags.define_rounds(2, "Alternate the settings' processes this many times.")
+    bench_flags.define_seconds(3.0, "Time each measurement for about this long.")
+    bench_flags.define_output_dir("onednn.json and onednn.md")
+    flags.DEFINE_string("child", None, "(internal) run one setting's measurements in this process and print JSON.")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """The flags, parsed once."""
+
+    models: tuple[str, ...]
+    batch_sizes: tuple[int, ...]
+    rounds: int
+    seconds: float
+    output_dir: str
+    child: str | None
+
+    @classmethod
+    def from_flags(cls, values=flags.FLAGS) -> Config:
+        if values.child is not None:
+            bench_flags.check_known("child", [values.child], SETTINGS)
+        bench_flags.check_at_least_one({"rounds": values.rounds})
+        batch_sizes = tuple(bench_flags.batch_sizes(values.batch_sizes))
+        return cls(tuple(values.models), batch_sizes, values.rounds, values.seconds, values.output_dir, values.child)
+
+    def child_arguments(self) -> list[str]:
+        """The flags that a setting's process measures with."""
+        return [
+            f"--models={','.join(self.models)}",
+            f"--batch_sizes={','.join(map(str, self.batch_sizes))}",
+            f"--seconds={self.seconds}",
+        ]
 
 
 def fetched(function, images):
     return function(images).numpy()
 
 
-def measure_in_this_process(import_first: str) -> dict:
+def measure_in_this_process(import_first: str, config: Config) -> dict:
     """Times every model and batch size as built and optimized; run in a fresh process per setting."""
     import importlib
 
@@ -59,34 +83,33 @@ def measure_in_this_process(import_first: str) -> dict:
     import tensorflow as tf
 
     import keras_tinynet
+    from keras_tinynet.latency import time_calls
 
     rng = np.random.default_rng(0)
     results = {}
-    for name in FLAGS.models:
+    for name in config.models:
         model = getattr(keras_tinynet, name)()
         optimized_model = keras_tinynet.optimize_for_inference(model)
         as_built = tf.function(lambda x, model=model: model(x, training=False))
         optimized = tf.function(lambda x, model=optimized_model: model(x, training=False))
-        for batch in map(int, FLAGS.batch_sizes):
+        for batch in config.batch_sizes:
             images = rng.uniform(0, 255, (batch, *model.input_shape[1:])).astype(np.float32)
             forms = {
                 "as built": functools.partial(fetched, as_built, tf.constant(images)),
                 "optimized": functools.partial(fetched, optimized, tf.constant(images)),
             }
             for form, call in forms.items():
-                times = time_calls(call, FLAGS.seconds, 3, 2)
+                times = time_calls(call, config.seconds, 3, 2)
                 results[f"{name} | {form} | {batch}"] = batch / float(np.median(times)) * 1e3
     return {"images_per_s": results, "variable_at_end": os.environ.get("TF_ENABLE_ONEDNN_OPTS")}
 
 
-def run_setting(setting: str) -> dict:
+def run_setting(setting: str, config: Config) -> dict:
     environment = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
     environment["TF_CPP_MIN_LOG_LEVEL"] = "0"  # TensorFlow logs "oneDNN custom operations are on" at INFO
     if SETTINGS[setting]["variable"] is not None:
         environment["TF_ENABLE_ONEDNN_OPTS"] = SETTINGS[setting]["variable"]
-    command = [sys.executable, os.path.abspath(__file__), f"--child={setting}"]
-    command += [f"--models={','.join(FLAGS.models)}", f"--batch_sizes={','.join(FLAGS.batch_sizes)}"]
-    command += [f"--seconds={FLAGS.seconds}"]
+    command = [sys.executable, os.path.abspath(__file__), f"--child={setting}", *config.child_arguments()]
     done = subprocess.run(command, env=environment, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"setting {setting!r} failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
@@ -117,38 +140,37 @@ def markdown(rows: dict, onednn_on: dict, context: dict) -> str:
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments {argv[1:]}")
-    if FLAGS.child is not None:
-        print(json.dumps(measure_in_this_process(SETTINGS[FLAGS.child]["import_first"])))
+    bench_flags.check_no_arguments(argv)
+    config = Config.from_flags(flags.FLAGS)
+    if config.child is not None:
+        print(json.dumps(measure_in_this_process(SETTINGS[config.child]["import_first"], config)))
         return
     import numpy as np
+    from _common import command_line, machine_line, utc_now
+
+    from keras_tinynet.files import write_atomically
 
     samples: dict[str, dict[str, list[float]]] = {}
     onednn_on = {}
-    for round_index in range(FLAGS.rounds):
+    for round_index in range(config.rounds):
         for setting in SETTINGS:
-            result = run_setting(setting)
+            result = run_setting(setting, config)
             onednn_on[setting] = result["onednn_on"]
             for key, rate in result["images_per_s"].items():
                 samples.setdefault(key, {}).setdefault(setting, []).append(rate)
-            print(f"round {round_index + 1}/{FLAGS.rounds}: {setting} done", flush=True)
+            print(f"round {round_index + 1}/{config.rounds}: {setting} done", flush=True)
     rows = {key: {s: float(np.median(v)) for s, v in by_setting.items()} for key, by_setting in samples.items()}
-    context = {
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": machine(),
-        "rounds": FLAGS.rounds,
-        "command": "python benchmarks/onednn.py " + " ".join(sys.argv[1:]),
-    }
-    os.makedirs(FLAGS.output_dir, exist_ok=True)
+    context = {"date": utc_now(), "machine": machine_line(), "rounds": config.rounds, "command": command_line()}
+    os.makedirs(config.output_dir, exist_ok=True)
     write_atomically(
-        os.path.join(FLAGS.output_dir, "onednn.json"),
+        os.path.join(config.output_dir, "onednn.json"),
         json.dumps({"context": context, "onednn_on": onednn_on, "images_per_s": rows, "samples": samples}, indent=1),
     )
     table = markdown(rows, onednn_on, context)
-    write_atomically(os.path.join(FLAGS.output_dir, "onednn.md"), table)
+    write_atomically(os.path.join(config.output_dir, "onednn.md"), table)
     print("\n" + table)
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

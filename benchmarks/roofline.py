@@ -1,5 +1,5 @@
-"""The memory-bandwidth side of the roofline: the machine's streaming bandwidth, the bytes a model moves per
-image, and the bound min(peak, intensity x bandwidth) that a measured rate is a share of.
+"""Both sides of the roofline: the machine's float32 matmul peak and streaming bandwidth, the bytes a model
+moves per image, and the bound min(peak, intensity x bandwidth) that a measured rate is a share of.
 
 FLOPs are 2 x multiply-adds throughout, as in the matmul peak's share.
 """
@@ -12,7 +12,29 @@ import os
 import sys
 import time
 
+from keras_tinynet.latency import time_calls
+
 FLOAT32_BYTES = 4
+
+
+def matmul_peak(threads: int) -> dict:
+    """Best float32 GFLOP/s of square matrix multiplies (2 n^3 per product) in TensorFlow and PyTorch
+    (where torch is already imported: after TensorFlow it crashes on this stack)."""
+    import tensorflow as tf
+
+    results = {}
+    for n in (1024, 2048):
+        a, b = tf.random.normal((n, n)), tf.random.normal((n, n))
+        product = tf.function(lambda a=a, b=b: tf.matmul(a, b))
+        best = min(time_calls(lambda product=product: product().numpy(), 2.0, 5, 2))
+        results[f"tensorflow_{n}"] = 2 * n**3 / best / 1e6
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        for n in (1024, 2048):
+            a, b = torch.randn(n, n), torch.randn(n, n)
+            best = min(time_calls(lambda a=a, b=b: torch.mm(a, b), 2.0, 5, 2))
+            results[f"torch_{n}"] = 2 * n**3 / best / 1e6
+    return {"gflop_per_s": max(results.values()), "by_framework_and_size": results, "threads": threads}
 
 
 def last_level_cache_bytes(default: int = 32 * 2**20) -> int:

@@ -1,10 +1,13 @@
 """What the inference benchmark concludes from its measurements: the fastest path of each network, each
-implementation's export against ours in the same runtime, the targets, and the markdown of all of it.
-Plain Python over `Measurement`s, so that the tests can feed it known numbers."""
+implementation's export against ours in the same runtime, the targets, the markdown of all of it, and the
+figure beside the paper's published accuracy. Plain Python over `Measurement`s, so that the tests can feed
+it known numbers."""
 
 from __future__ import annotations
 
 import dataclasses
+
+from keras_tinynet.files import staged_file
 
 OURS = "keras_tinynet"
 RUNTIMES_BY_ENGINE = {
@@ -173,7 +176,8 @@ def table(header: list[str], rows: list[list]) -> list[str]:
 
 
 def markdown(results, checks, context, op_counts: dict, skipped: list[dict]) -> str:
-    batches = sorted({r.batch for r in results})
+    """The report: every measurement, the roofline, the fastest paths, the export comparison, the op
+    counts, what was not measured and the targets."""
     tf_threads = context["tf_threads"]
     bandwidth = context["bandwidth"]
     lines = [
@@ -184,30 +188,43 @@ def markdown(results, checks, context, op_counts: dict, skipped: list[dict]) -> 
         f"(copy {bandwidth['copy_gb_per_s']:.1f}). Command: `{context['command']}`.",
         "",
     ]
-    main_rows = []
+    lines += measurements_section(results) + roofline_section(results) + fastest_section(results)
+    lines += comparison_section(results) + op_counts_section(op_counts) + skipped_section(skipped)
+    lines += targets_section(checks)
+    return "\n".join(lines) + "\n"
+
+
+def measurements_section(results) -> list[str]:
+    """One row per model and runtime: images/s and latency at each batch, shares, agreement, notes."""
+    batches = sorted({r.batch for r in results})
+    rows = []
     for model, runtime in dict.fromkeys((r.model, r.runtime) for r in results):
         cells = [find(results, model, runtime, b) for b in batches]
         first = next(m for m in cells if m)
         last = find(results, model, runtime, batches[-1])
         agreement = f"{first.max_abs_diff:.1e} / {first.output_range:.1e} ({first.reference_runtime})"
-        main_rows.append(
+        rows.append(
             [model, runtime, f"{first.macs / 1e6:.0f}"]
             + [f"{m.images_per_s:.1f} ({m.median_ms:.2f} / {m.p90_ms:.2f})" if m else "" for m in cells]
             + [f"{m.roofline_share:.0%}" if m else "" for m in cells]
             + [f"{last.peak_share:.1%}" if last else "", agreement]
         )
-    lines += table(
+    lines = table(
         ["model", "runtime", "MFLOPs"]
         + [f"batch {b}: img/s (median / p90 ms)" for b in batches]
         + [f"batch {b}: % of roofline" for b in batches]
         + [f"batch {batches[-1]}: % of peak", f"batch {batches[0]}: max abs diff / output range (against)"],
-        main_rows,
+        rows,
     )
     notes = sorted({f"{r.model} {r.runtime}: {r.note}" for r in results if r.note})
-    lines += [""] + [f"- {note}" for note in notes]
-    roofline_rows = {}
+    return lines + [""] + [f"- {note}" for note in notes]
+
+
+def roofline_section(results) -> list[str]:
+    """Bytes, intensity and bound of each network and batch, with the fastest path's share of it."""
+    rows = {}
     for r in results:
-        roofline_rows[r.network, r.batch] = [
+        rows[r.network, r.batch] = [
             r.network,
             r.batch,
             f"{r.bytes_per_image / 1e6:.1f}",
@@ -216,13 +233,16 @@ def markdown(results, checks, context, op_counts: dict, skipped: list[dict]) -> 
             r.bound,
             f"{max(m.roofline_share for m in results if (m.network, m.batch) == (r.network, r.batch)):.0%}",
         ]
-    lines += ["", "Roofline (FLOPs = 2 x multiply-adds; bytes: float32 activations written once and read by each"]
+    lines = ["", "Roofline (FLOPs = 2 x multiply-adds; bytes: float32 activations written once and read by each"]
     lines += ["consumer in the graph the exports run (optimize_for_inference, activations fused into their conv),"]
     lines += ["plus the weights once per batch; above 100%: the runtime kept activations in cache):", ""]
     header = ["network", "batch", "MB per image", "FLOP/byte", "roofline img/s", "bound", "fastest path's share"]
-    lines += table(header, list(roofline_rows.values()))
-    lines += ["", "Fastest path of each network, and keras_tinynet's fastest:", ""]
-    lines += table(
+    return lines + table(header, list(rows.values()))
+
+
+def fastest_section(results) -> list[str]:
+    """The fastest path of each network and batch, and ours."""
+    return ["", "Fastest path of each network, and keras_tinynet's fastest:", ""] + table(
         ["network", "batch", "fastest path", "img/s", "ours fastest", "img/s", "ours / fastest"],
         [
             [
@@ -237,47 +257,129 @@ def markdown(results, checks, context, op_counts: dict, skipped: list[dict]) -> 
             for row in fastest_paths(results)
         ],
     )
+
+
+def comparison_section(results) -> list[str]:
+    """GhostNet 1.0x: our fastest form against each other implementation's, per runtime (none: no lines)."""
     comparison = export_comparison(results)
-    if comparison:
-        lines += ["", "GhostNet 1.0x: our fastest form in each runtime against each other implementation's:", ""]
-        lines += table(
-            ["runtime", "batch", "ours", "img/s", "other", "img/s", "ours / other"],
+    if not comparison:
+        return []
+    return ["", "GhostNet 1.0x: our fastest form in each runtime against each other implementation's:", ""] + table(
+        ["runtime", "batch", "ours", "img/s", "other", "img/s", "ours / other"],
+        [
             [
-                [
-                    row["engine"],
-                    row["batch"],
-                    row["ours"],
-                    f"{row['ours_images_per_s']:.1f}",
-                    row["other"],
-                    f"{row['other_images_per_s']:.1f}",
-                    f"{row['ours_over_other']:.2f}x",
-                ]
-                for row in comparison
-            ],
-        )
-    if op_counts:
-        lines += ["", "Ops of the exported graphs (ten most frequent types):", ""]
-        lines += table(
-            ["graph", "ops", "by type"],
+                row["engine"],
+                row["batch"],
+                row["ours"],
+                f"{row['ours_images_per_s']:.1f}",
+                row["other"],
+                f"{row['other_images_per_s']:.1f}",
+                f"{row['ours_over_other']:.2f}x",
+            ]
+            for row in comparison
+        ],
+    )
+
+
+def op_counts_section(op_counts: dict) -> list[str]:
+    """Op counts of the exported graphs (none: no lines)."""
+    if not op_counts:
+        return []
+    return ["", "Ops of the exported graphs (ten most frequent types):", ""] + table(
+        ["graph", "ops", "by type"],
+        [
+            [name, sum(counts.values()), ", ".join(f"{op} {n}" for op, n in list(counts.items())[:10])]
+            for name, counts in op_counts.items()
+        ],
+    )
+
+
+def skipped_section(skipped: list[dict]) -> list[str]:
+    """The paths that could not run, and why (none: no lines)."""
+    if not skipped:
+        return []
+    return ["", "Not measured:", ""] + [f"- {s['model']} {s['runtime']}: {s['reason']}" for s in skipped]
+
+
+def targets_section(checks) -> list[str]:
+    """The targets, measured against their goals (none: no lines)."""
+    if not checks:
+        return []
+    rows = []
+    for c in checks:
+        share = "share" in c["target"]
+        rows.append(
             [
-                [name, sum(counts.values()), ", ".join(f"{op} {n}" for op, n in list(counts.items())[:10])]
-                for name, counts in op_counts.items()
-            ],
+                c["target"],
+                f"{c['runtime']} ({c['versus']})",
+                f"{c['value']:.1%}" if share else f"{c['value']:.2f}x",
+                f"{c['goal']:.0%}" if share else f"{c['goal']:.1f}x",
+                "yes" if c["met"] else "**no**",
+            ]
         )
-    if skipped:
-        lines += ["", "Not measured:", ""] + [f"- {s['model']} {s['runtime']}: {s['reason']}" for s in skipped]
-    if checks:
-        rows = []
-        for c in checks:
-            share = "share" in c["target"]
-            rows.append(
-                [
-                    c["target"],
-                    f"{c['runtime']} ({c['versus']})",
-                    f"{c['value']:.1%}" if share else f"{c['value']:.2f}x",
-                    f"{c['goal']:.0%}" if share else f"{c['goal']:.1f}x",
-                    "yes" if c["met"] else "**no**",
-                ]
-            )
-        lines += [""] + table(["target", "runtime (against)", "measured", "goal", "met"], rows)
-    return "\n".join(lines) + "\n"
+    return [""] + table(["target", "runtime (against)", "measured", "goal", "met"], rows)
+
+
+# Published ImageNet top-1 against FLOPs (multiply-adds), the points of the paper's Figure 1 / Table 1.
+PUBLISHED_TOP1 = {
+    "TinyNet (EfficientNet-B0 based)": [(24, 59.9), (52, 67.0), (100, 71.2), (202, 75.0), (339, 76.8)],
+    "EfficientNet-B0": [(390, 76.7)],
+    "GhostNet 0.5x / 1.0x / 1.3x": [(42, 66.2), (141, 73.9), (226, 75.7)],
+    "GhostNet-A (TinyNet)": [(591, 79.4)],
+}
+PUBLISHED_SOURCES = (
+    "TinyNet A-E and EfficientNet-B0: Han et al., NeurIPS 2020 (Table 1 / Figure 1); GhostNet 0.5x/1.0x/1.3x: "
+    "Han et al., CVPR 2020; GhostNet-A: Han et al., NeurIPS 2020. GhostNet-B/C/D top-1 are not in this repository's "
+    "reference and are not plotted."
+)
+
+
+def plot(results, path: str, context) -> None:
+    """Throughput against FLOPs at the largest batch (every path; the fastest of each model labelled), and
+    the paper's top-1 against FLOPs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (speed, accuracy) = plt.subplots(1, 2, figsize=(16, 6.5))
+    batch = max(r.batch for r in results)
+    markers = dict(zip(dict.fromkeys(r.implementation for r in results), "o^sDvP*"))
+    colors = plt.get_cmap("tab20")
+    for index, runtime in enumerate(dict.fromkeys(r.runtime for r in results)):
+        for implementation, marker in markers.items():
+            points = [r for r in results if (r.runtime, r.implementation, r.batch) == (runtime, implementation, batch)]
+            if points:
+                speed.plot(
+                    [r.macs / 1e6 for r in points],
+                    [r.images_per_s for r in points],
+                    marker,
+                    color=colors(index % 20),
+                    label=f"{runtime} ({implementation})",
+                )
+    for model in dict.fromkeys(r.model for r in results):
+        best = max((r for r in results if r.model == model and r.batch == batch), key=lambda r: r.images_per_s)
+        label = f"{model.replace('ghostnet_', 'G-').replace('tinynet_', 'T-')} {best.runtime}"
+        point = (best.macs / 1e6, best.images_per_s)
+        speed.annotate(label, point, fontsize=6, xytext=(3, 3), textcoords="offset points")
+    speed.set(
+        xscale="log",
+        yscale="log",
+        xlabel="MFLOPs (multiply-adds) per image",
+        ylabel=f"images/s at batch {batch}",
+        title=f"Throughput, {context['threads']} threads, {context['machine']}",
+    )
+    speed.legend(fontsize=6, ncol=2)
+    speed.grid(True, which="both", alpha=0.3)
+    for label, points in PUBLISHED_TOP1.items():
+        accuracy.plot([p[0] for p in points], [p[1] for p in points], "o-" if len(points) > 1 else "s", label=label)
+    accuracy.set(
+        xlabel="MFLOPs (multiply-adds)",
+        ylabel="ImageNet top-1 (%)",
+        title="Published top-1 vs FLOPs (paper, Fig. 1 / Table 1)",
+    )
+    accuracy.legend(fontsize=8)
+    accuracy.grid(True, alpha=0.3)
+    figure.tight_layout()
+    with staged_file(path) as temporary:
+        figure.savefig(temporary, format="png", dpi=110)

@@ -1,6 +1,6 @@
 """keras_tinynet: the GhostNets and TinyNets of "Model Rubik's Cube" (NeurIPS 2020) for Keras 3.
 
-Names are imported lazily, so `keras_tinynet.spec`, `.counting` and `.formula` (and
+Names are imported lazily, so `keras_tinynet.spec`, `.counting`, `.formula` and `.spec_resolver` (and
 `python -m keras_tinynet`) work without importing TensorFlow or Keras.
 
 Importing it turns on TensorFlow's oneDNN CPU kernels unless TF_ENABLE_ONEDNN_OPTS says otherwise
@@ -20,7 +20,8 @@ _EXPORTS = {
     "keras_tinynet.models": ("GhostNet", "TinyNet", *(builder_name(preset) for preset in PRESETS), "feature_pyramid"),
     "keras_tinynet.imagenet": ("preprocess_input", "decode_predictions"),
     "keras_tinynet.spec": ("NetworkSpec", "scale"),
-    "keras_tinynet.presets": ("get_spec", "resolve_spec", "PRESETS"),
+    "keras_tinynet.presets": ("get_spec", "PRESETS"),
+    "keras_tinynet.spec_resolver": ("resolve_spec",),
     "keras_tinynet.counting": ("Counts", "count"),
     "keras_tinynet.formula": ("tiny_formula",),
     "keras_tinynet.inference": ("fold_batch_norm", "optimize_for_inference"),

@@ -21,8 +21,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from keras_tinynet.spec import IMAGENET_PREPROCESSING, Preprocessing
-from keras_tinynet.weights.registry import INTERPOLATIONS
+from keras_tinynet.spec import IMAGENET_PREPROCESSING, INTERPOLATIONS, Preprocessing
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 EVAL_SPLIT_NAMES = ("validation", "val", "test")

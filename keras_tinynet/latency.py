@@ -23,52 +23,13 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import os
-import platform
 import tempfile
 import time
 from collections.abc import Callable
 
 import numpy as np
 
-# The Keras model in a tf.function (or compiled in memory), without an exported file.
-IN_PROCESS_RUNTIMES = ("keras", "keras_folded", "keras_xla", "optimized", "compiled")
-# The exported file each other runtime runs (its kind: the file's suffix), and the package beyond TensorFlow
-# that runs it, with the extra that installs it.
-EXPORTED_RUNTIMES = {
-    "saved_model": ("saved_model", None, None),
-    "tflite": ("tflite", None, None),
-    "onnxruntime": ("onnx", "onnxruntime", "export"),
-    "openvino": ("onnx", "openvino", "bench"),
-}
-EXPORTERS = {"onnx": ("tf2onnx", "export")}  # the package beyond TensorFlow that writes a kind, and its extra
-RUNTIMES = (
-    "keras",
-    "keras_folded",
-    "keras_xla",
-    "saved_model",
-    "tflite",
-    "onnxruntime",
-    "openvino",
-    "optimized",
-    "compiled",
-)
-
-
-def check_runtime(runtime: str, exporting: bool = True) -> None:
-    """A ValueError for a runtime this module does not know, an ImportError for one whose package (or, where
-    `exporting`, its exporter's) is missing."""
-    if runtime not in RUNTIMES:
-        raise ValueError(f"`runtime` must be one of {', '.join(RUNTIMES)}; received runtime={runtime!r}.")
-    kind, package, extra = EXPORTED_RUNTIMES.get(runtime, (None, None, None))
-    needed = [(package, extra)] if package else []
-    if exporting and kind in EXPORTERS:
-        needed.insert(0, EXPORTERS[kind])
-    for package, extra in needed:
-        if importlib.util.find_spec(package) is None:
-            raise ImportError(
-                f"`runtime`={runtime!r} needs {package}, which is not installed: "
-                f'pip install "keras_tinynet[{extra}]" (or choose one of {", ".join(RUNTIMES)}).'
-            )
+from keras_tinynet.machine import machine  # re-exported: what a latency depends on beyond the model
 
 
 def time_calls(call: Callable[[], object], seconds: float, min_runs: int, warmup: int) -> list[float]:
@@ -83,52 +44,50 @@ def time_calls(call: Callable[[], object], seconds: float, min_runs: int, warmup
     return latencies
 
 
-def machine() -> dict:
-    """What a latency depends on beyond the model: the CPU model, its cores and those this process may use."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as handle:
-            cpu = next(line.split(":", 1)[1].strip() for line in handle if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    try:
-        affinity = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        affinity = os.cpu_count() or 1
-    return {"cpu": cpu, "cores": os.cpu_count(), "affinity": affinity, "platform": platform.platform()}
-
-
-def in_process_runner(model, runtime: str, images: np.ndarray, threads: int) -> Callable[[], np.ndarray]:
-    """A call running `model` on `images` in process: `compiled` (`compile_for_inference`, `threads`
-    threads) or a tf.function (`keras`, `keras_folded`, `keras_xla`, `optimized`; TensorFlow's own threads)."""
+def _tf_function(model, images: np.ndarray, jit_compile: bool = False):
     import tensorflow as tf
 
-    from keras_tinynet import inference
-    from keras_tinynet.compiled import compile_for_inference
-
-    if runtime == "compiled":
-        compiled = compile_for_inference(model, num_threads=threads)
-        return lambda: compiled(images)
-    if runtime == "keras_folded":
-        model = inference.fold_batch_norm(model)
-    elif runtime == "optimized":
-        model = inference.optimize_for_inference(model)
-    function = tf.function(lambda x: model(x, training=False), jit_compile=runtime == "keras_xla")
+    function = tf.function(lambda x: model(x, training=False), jit_compile=jit_compile)
     x = tf.constant(images)
     return lambda: function(x).numpy()
 
 
-def write_export(exportable, runtime: str, path: str, batch_size: int) -> str:
-    """Writes what `runtime` runs to `path`, as the package's exports build it, and returns what
-    `file_runner` opens: a .tflite file for `batch_size`, an .onnx file (any batch), a SavedModel version."""
-    from keras_tinynet import export
+def _keras(model, images: np.ndarray, threads: int):
+    """The model as a user builds it, `model(x, training=False)` in a tf.function (what `predict_on_batch`
+    runs too, without its per-call data-adapter overhead)."""
+    return _tf_function(model, images)
 
-    kind = EXPORTED_RUNTIMES[runtime][0]
-    if kind == "tflite":
-        return export.export_tflite(exportable, path, batch_size=batch_size)
-    if kind == "onnx":
-        return export.export_onnx(exportable, path)
-    return export.export_saved_model(exportable, path, version=1)
+
+def _keras_folded(model, images: np.ndarray, threads: int):
+    from keras_tinynet.inference import fold_batch_norm
+
+    return _tf_function(fold_batch_norm(model), images)
+
+
+def _keras_xla(model, images: np.ndarray, threads: int):
+    return _tf_function(model, images, jit_compile=True)
+
+
+def _optimized(model, images: np.ndarray, threads: int):
+    from keras_tinynet.inference import optimize_for_inference
+
+    return _tf_function(optimize_for_inference(model), images)
+
+
+def _compiled(model, images: np.ndarray, threads: int):
+    from keras_tinynet.compiled import compile_for_inference
+
+    compiled = compile_for_inference(model, num_threads=threads)
+    return lambda: compiled(images)
+
+
+def _saved_model(path: str, images: np.ndarray, threads: int):
+    """The serving_default signature of a SavedModel version directory (TensorFlow's threads are the process's)."""
+    import tensorflow as tf
+
+    signature = tf.saved_model.load(path).signatures["serving_default"]
+    x = tf.constant(images)
+    return lambda: signature(images=x)["probabilities"].numpy()
 
 
 def _tflite(path: str, images: np.ndarray, threads: int):
@@ -178,25 +137,85 @@ def _openvino(path: str, images: np.ndarray, threads: int):
     return run
 
 
-def _saved_model(path: str, images: np.ndarray, threads: int):
-    """The serving_default signature of a SavedModel version directory (TensorFlow's threads are the process's)."""
-    import tensorflow as tf
+@dataclasses.dataclass(frozen=True)
+class Runtime:
+    """How one runtime runs a model: `make(model, images, threads)` in process where `export` is None, else
+    `make(path, images, threads)` on the file of kind `export` (`write_export`); `package`, beyond
+    TensorFlow, runs it and `extra` installs it."""
 
-    signature = tf.saved_model.load(path).signatures["serving_default"]
-    x = tf.constant(images)
-    return lambda: signature(images=x)["probabilities"].numpy()
+    export: str | None
+    make: Callable[..., Callable[[], np.ndarray]]
+    package: str | None = None
+    extra: str | None = None
 
 
-FILE_RUNNERS = {"saved_model": _saved_model, "tflite": _tflite, "onnxruntime": _onnxruntime, "openvino": _openvino}
+# The one table of runtimes, in the order the benchmark reports them.
+RUNTIME_TABLE = {
+    "keras": Runtime(None, _keras),
+    "keras_folded": Runtime(None, _keras_folded),
+    "keras_xla": Runtime(None, _keras_xla),
+    "saved_model": Runtime("saved_model", _saved_model),
+    "tflite": Runtime("tflite", _tflite),
+    "onnxruntime": Runtime("onnx", _onnxruntime, "onnxruntime", "export"),
+    "openvino": Runtime("onnx", _openvino, "openvino", "bench"),
+    "optimized": Runtime(None, _optimized),
+    "compiled": Runtime(None, _compiled),
+}
+RUNTIMES = tuple(RUNTIME_TABLE)
+EXPORT_KINDS = tuple(dict.fromkeys(r.export for r in RUNTIME_TABLE.values() if r.export))
+EXPORTERS = {"onnx": ("tf2onnx", "export")}  # the package beyond TensorFlow that writes a kind, and its extra
+
+
+def check_runtime(runtime: str, exporting: bool = True) -> None:
+    """A ValueError for a runtime this module does not know, an ImportError for one whose package (or, where
+    `exporting`, its exporter's) is missing."""
+    if runtime not in RUNTIME_TABLE:
+        raise ValueError(f"`runtime` must be one of {', '.join(RUNTIMES)}; received runtime={runtime!r}.")
+    spec = RUNTIME_TABLE[runtime]
+    needed = [(spec.package, spec.extra)] if spec.package else []
+    if exporting and spec.export in EXPORTERS:
+        needed.insert(0, EXPORTERS[spec.export])
+    for package, extra in needed:
+        if importlib.util.find_spec(package) is None:
+            raise ImportError(
+                f"`runtime`={runtime!r} needs {package}, which is not installed: "
+                f'pip install "keras_tinynet[{extra}]" (or choose one of {", ".join(RUNTIMES)}).'
+            )
+
+
+def in_process_runner(model, runtime: str, images: np.ndarray, threads: int) -> Callable[[], np.ndarray]:
+    """A call running `model` on `images` in an in-process runtime (`export_kind(runtime)` is None)."""
+    check_runtime(runtime)
+    if RUNTIME_TABLE[runtime].export is not None:
+        raise ValueError(f"`runtime`={runtime!r} runs an exported {RUNTIME_TABLE[runtime].export} file, not the model.")
+    return RUNTIME_TABLE[runtime].make(model, images, threads)
+
+
+def write_export(exportable, kind: str, path: str, batch_size: int) -> str:
+    """Writes the file of `kind` ("tflite" for `batch_size`, "onnx" for any batch, "saved_model") to `path`,
+    as the package's exports build it, and returns what `file_runner` opens (a SavedModel: its version)."""
+    from keras_tinynet import export
+
+    if kind == "tflite":
+        return export.export_tflite(exportable, path, batch_size=batch_size)
+    if kind == "onnx":
+        return export.export_onnx(exportable, path)
+    return export.export_saved_model(exportable, path, version=1)
 
 
 def file_runner(runtime: str, path: str, images: np.ndarray, threads: int) -> Callable[[], np.ndarray]:
     """A call running the exported file (or SavedModel directory) `path` on `images` in `runtime`; the file
     may come from another exporter (timm's ONNX, kimm's TFLite) where the runtime can read it."""
     check_runtime(runtime, exporting=False)
-    if runtime not in FILE_RUNNERS:
-        raise ValueError(f"`runtime`={runtime!r} runs no file; file runtimes: {', '.join(FILE_RUNNERS)}.")
-    return FILE_RUNNERS[runtime](path, images, threads)
+    if RUNTIME_TABLE[runtime].export is None:
+        raise ValueError(f"`runtime`={runtime!r} runs the Keras model in process, not a file.")
+    return RUNTIME_TABLE[runtime].make(path, images, threads)
+
+
+def export_kind(runtime: str) -> str | None:
+    """The kind of file `runtime` runs ("saved_model", "tflite", "onnx"), None for the in-process ones."""
+    check_runtime(runtime, exporting=False)
+    return RUNTIME_TABLE[runtime].export
 
 
 def exportable_of(model, image_size: int):
@@ -209,18 +228,19 @@ def exportable_of(model, image_size: int):
 
 def runner(model, runtime: str, images: np.ndarray, threads: int, workdir: str | None = None):
     """A call that runs one batch, `images` [n, size, size, 3], through `model` in `runtime` and returns the
-    output. Exported runtimes write their file to `workdir` (a temporary directory, removed with the call,
-    where None)."""
+    output. Exported runtimes write their file into a new directory in `workdir` (kept), or in a temporary
+    directory removed with the call where `workdir` is None."""
     check_runtime(runtime)
     images = np.ascontiguousarray(images, np.float32)
-    if runtime in IN_PROCESS_RUNTIMES:
-        return in_process_runner(model, runtime, images, threads)
-    temporary = tempfile.TemporaryDirectory(prefix="keras_tinynet_latency-") if workdir is None else None
-    directory = workdir if temporary is None else temporary.name
-    kind = EXPORTED_RUNTIMES[runtime][0]
+    kind = RUNTIME_TABLE[runtime].export
+    if kind is None:
+        return RUNTIME_TABLE[runtime].make(model, images, threads)
+    prefix = "keras_tinynet_latency-"
+    temporary = tempfile.TemporaryDirectory(prefix=prefix) if workdir is None else None
+    directory = tempfile.mkdtemp(prefix=prefix, dir=workdir) if temporary is None else temporary.name
     path = os.path.join(directory, f"{model.name}.{images.shape[0]}.{kind}")
-    exported = write_export(exportable_of(model, images.shape[1]), runtime, path, images.shape[0])
-    run = file_runner(runtime, exported, images, threads)
+    exported = write_export(exportable_of(model, images.shape[1]), kind, path, images.shape[0])
+    run = RUNTIME_TABLE[runtime].make(exported, images, threads)
     if temporary is None:
         return run
 

@@ -1,21 +1,14 @@
 """The architecture tables (TinyNet's GhostNet-A, the original GhostNet, EfficientNet-B0) and the named
 presets twisted from them: a variant is declared once here, and the builders, the model table, the
-command line and the converters are derived from `PRESETS`. Plain Python (no TensorFlow).
+command line and the converters are derived from `PRESETS`. Tables only: which spec a preset name, a FLOPs
+budget or a file means is `spec_resolver`'s. Plain Python (no TensorFlow).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 
-from keras_tinynet.spec import (
-    ACTIVATION_SUFFIXES,
-    Architecture,
-    NetworkSpec,
-    Row,
-    scale,
-)
+from keras_tinynet.spec import Architecture, NetworkSpec, Row, scale
 
 
 def _tinynet_rows() -> tuple[Row, ...]:
@@ -108,28 +101,6 @@ ORIGINAL_GHOSTNET = Architecture(
 )
 
 
-@dataclasses.dataclass(frozen=True)
-class Preset:
-    """A named variant: an architecture twisted to an image size, a depth and a width."""
-
-    architecture: Architecture
-    image_size: int
-    depth: float
-    width: float
-    title: str
-    description: str
-    # timm's model of the same network (ghostnet_150: built by timm's GhostNet code, not registered),
-    # whose checkpoints weights/conversion.py converts; None: no timm counterpart.
-    timm_model: str | None = None
-
-    def spec(self, name: str) -> NetworkSpec:
-        resolution = self.image_size / self.architecture.default_size
-        return scale(self.architecture, resolution, self.depth, self.width, name=name)
-
-
-# B, C and D are a reconstruction: the paper never published their (r, d, w). These values reproduce
-# Table 1's parameters and FLOPs within 1% and follow the TinyNet trend (resolution and depth shrink
-# before width). See README "How GhostNet-B/C/D were reconstructed".
 EFFICIENTNET_B0 = Architecture(
     name="efficientnet_b0",
     rows=_efficientnet_b0_rows(),
@@ -153,39 +124,81 @@ ARCHITECTURES = {architecture.name: architecture for architecture in (TINYNET_GH
 """The bases the tiny formula twists, by name."""
 
 
+# Architectures whose presets timm builds under the preset's own name (ghostnet_150: by timm's GhostNet code,
+# not registered), so that weights/conversion.py converts their checkpoints. GhostNet-A..D have none.
+TIMM_ARCHITECTURES = (ORIGINAL_GHOSTNET.name, EFFICIENTNET_B0.name)
+_TITLES = {"ghostnet": "GhostNet", "tinynet": "TinyNet"}
+_BASE_TITLES = {TINYNET_GHOSTNET.name: "GhostNet-A", EFFICIENTNET_B0.name: "EfficientNet-B0"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    """A named variant: an architecture twisted to an image size, a depth and a width.
+
+    `resolution` is the published r where the image size was derived from it (int(default size * r), as
+    timm's TinyNets); else the image size over the architecture's default size.
+    """
+
+    name: str
+    architecture: Architecture
+    image_size: int
+    depth: float
+    width: float
+    resolution: float | None = None
+
+    @property
+    def title(self) -> str:
+        """GhostNet-A, TinyNet-E (a letter variant) or GhostNet 1.3x (a width of the original GhostNet)."""
+        family, _, variant = self.name.rpartition("_")
+        if variant.isdigit():
+            return f"{_TITLES[family]} {self.width:.1f}x"
+        return f"{_TITLES[family]}-{variant.upper()}"
+
+    @property
+    def description(self) -> str:
+        if self.architecture is ORIGINAL_GHOSTNET:
+            return f"original {self.title} (CVPR 2020)"
+        resolution = self.resolution or self.image_size / self.architecture.default_size
+        if (resolution, self.depth, self.width) == (1, 1, 1):
+            return f"TinyNet {self.title} (the table)"
+        twist = ", ".join(f"{value:.3g}" for value in (resolution, self.depth, self.width))
+        return f"{_BASE_TITLES[self.architecture.name]} twisted by ({twist})"
+
+    @property
+    def timm_model(self) -> str | None:
+        """timm's model of the same network, whose checkpoints weights/conversion.py converts; None: none."""
+        return self.name if self.architecture.name in TIMM_ARCHITECTURES else None
+
+    def spec(self, name: str | None = None) -> NetworkSpec:
+        resolution = self.image_size / self.architecture.default_size
+        return scale(self.architecture, resolution, self.depth, self.width, name=name or self.name)
+
+
+def _timm_twist(name: str, resolution: float, depth: float, width: float) -> Preset:
+    """A paper TinyNet: EfficientNet-B0 twisted by (r, d, w), its image size int(224 r) as timm's."""
+    return Preset(name, EFFICIENTNET_B0, int(EFFICIENTNET_B0.default_size * resolution), depth, width, resolution)
+
+
+# B, C and D are a reconstruction: the paper never published their (r, d, w). These values reproduce
+# Table 1's parameters and FLOPs within 1% and follow the TinyNet trend (resolution and depth shrink
+# before width). See README "How GhostNet-B/C/D were reconstructed".
 PRESETS: dict[str, Preset] = {
-    "ghostnet_a": Preset(TINYNET_GHOSTNET, 240, 1.00, 1.000, "GhostNet-A", "TinyNet GhostNet-A (the table)"),
-    "ghostnet_b": Preset(TINYNET_GHOSTNET, 205, 1.08, 0.805, "GhostNet-B", "GhostNet-A twisted to 300M FLOPs"),
-    "ghostnet_c": Preset(TINYNET_GHOSTNET, 187, 0.76, 0.675, "GhostNet-C", "GhostNet-A twisted to 141M FLOPs"),
-    "ghostnet_d": Preset(TINYNET_GHOSTNET, 145, 0.50, 0.520, "GhostNet-D", "GhostNet-A twisted to 52M FLOPs"),
-    "ghostnet_050": Preset(
-        ORIGINAL_GHOSTNET, 224, 1.0, 0.5, "GhostNet 0.5x", "original GhostNet 0.5x (CVPR 2020)", "ghostnet_050"
-    ),
-    "ghostnet_100": Preset(
-        ORIGINAL_GHOSTNET, 224, 1.0, 1.0, "GhostNet 1.0x", "original GhostNet 1.0x (CVPR 2020)", "ghostnet_100"
-    ),
-    "ghostnet_130": Preset(
-        ORIGINAL_GHOSTNET, 224, 1.0, 1.3, "GhostNet 1.3x", "original GhostNet 1.3x (CVPR 2020)", "ghostnet_130"
-    ),
-    "ghostnet_150": Preset(
-        ORIGINAL_GHOSTNET, 224, 1.0, 1.5, "GhostNet 1.5x", "original GhostNet 1.5x (CVPR 2020)", "ghostnet_150"
-    ),
-    # The paper's own TinyNets: EfficientNet-B0 twisted by (r, d, w), image sizes int(224 r) as timm's.
-    "tinynet_a": Preset(
-        EFFICIENTNET_B0, 192, 1.2, 1.0, "TinyNet-A", "EfficientNet-B0 twisted by (0.86, 1.2, 1.0)", "tinynet_a"
-    ),
-    "tinynet_b": Preset(
-        EFFICIENTNET_B0, 188, 1.1, 0.75, "TinyNet-B", "EfficientNet-B0 twisted by (0.84, 1.1, 0.75)", "tinynet_b"
-    ),
-    "tinynet_c": Preset(
-        EFFICIENTNET_B0, 184, 0.85, 0.54, "TinyNet-C", "EfficientNet-B0 twisted by (0.825, 0.85, 0.54)", "tinynet_c"
-    ),
-    "tinynet_d": Preset(
-        EFFICIENTNET_B0, 152, 0.695, 0.54, "TinyNet-D", "EfficientNet-B0 twisted by (0.68, 0.695, 0.54)", "tinynet_d"
-    ),
-    "tinynet_e": Preset(
-        EFFICIENTNET_B0, 106, 0.6, 0.51, "TinyNet-E", "EfficientNet-B0 twisted by (0.475, 0.6, 0.51)", "tinynet_e"
-    ),
+    preset.name: preset
+    for preset in (
+        Preset("ghostnet_a", TINYNET_GHOSTNET, 240, 1.00, 1.000),
+        Preset("ghostnet_b", TINYNET_GHOSTNET, 205, 1.08, 0.805),
+        Preset("ghostnet_c", TINYNET_GHOSTNET, 187, 0.76, 0.675),
+        Preset("ghostnet_d", TINYNET_GHOSTNET, 145, 0.50, 0.520),
+        Preset("ghostnet_050", ORIGINAL_GHOSTNET, 224, 1.0, 0.5),
+        Preset("ghostnet_100", ORIGINAL_GHOSTNET, 224, 1.0, 1.0),
+        Preset("ghostnet_130", ORIGINAL_GHOSTNET, 224, 1.0, 1.3),
+        Preset("ghostnet_150", ORIGINAL_GHOSTNET, 224, 1.0, 1.5),
+        _timm_twist("tinynet_a", 0.86, 1.2, 1.0),
+        _timm_twist("tinynet_b", 0.84, 1.1, 0.75),
+        _timm_twist("tinynet_c", 0.825, 0.85, 0.54),
+        _timm_twist("tinynet_d", 0.68, 0.695, 0.54),
+        _timm_twist("tinynet_e", 0.475, 0.6, 0.51),
+    )
 }
 
 
@@ -193,65 +206,10 @@ def get_spec(name: str) -> NetworkSpec:
     """The NetworkSpec of a named preset, e.g. `get_spec("ghostnet_b")`."""
     if name not in PRESETS:
         raise ValueError(f"Unknown variant `name`={name!r}; available: {', '.join(PRESETS)}.")
-    return PRESETS[name].spec(name)
-
-
-def model_name(spec: NetworkSpec, activation: str) -> str:
-    """The spec's name, suffixed with the activation where it is not the spec's own (ghostnet_a_hswish)."""
-    return spec.name + ("" if activation == spec.activation else ACTIVATION_SUFFIXES[activation])
+    return PRESETS[name].spec()
 
 
 def builder_name(preset: str) -> str:
     """The Keras builder of a preset: ghostnet_b -> GhostNetB, ghostnet_100 -> GhostNet100."""
     family, _, variant = preset.rpartition("_")
     return "".join(part.capitalize() for part in family.split("_")).replace("net", "Net") + variant.upper()
-
-
-def resolve_spec(
-    model: str | None = None, *, flops: float | None = None, spec=None, base: str = "ghostnet_a"
-) -> NetworkSpec:
-    """The NetworkSpec of exactly one of: a preset name (`model`), a FLOPs budget (the tiny formula on the
-    `base` architecture), or a `spec` (a NetworkSpec, its dict, a preset name, or the path of a JSON file
-    of `NetworkSpec.to_dict()`)."""
-    given = {k: v for k, v in (("model", model), ("flops", flops), ("spec", spec)) if v is not None}
-    if len(given) != 1:
-        raise ValueError(
-            "Pass exactly one of `model`, `flops` and `spec`; received "
-            + (", ".join(f"{k}={v!r}" for k, v in given.items()) or "none of them")
-            + f". Models: {', '.join(PRESETS)}."
-        )
-    if model is not None:
-        if model not in PRESETS:
-            raise ValueError(f"`model` must be one of {', '.join(PRESETS)}; received model={model!r}.")
-        return get_spec(model)
-    if flops is not None:
-        from keras_tinynet.formula import tiny_formula  # the formula reads specs: imported when used
-
-        if isinstance(flops, bool) or not isinstance(flops, (int, float)) or not flops > 0:
-            raise ValueError(f"`flops` must be a positive number such as 200e6; received flops={flops!r}.")
-        try:
-            return tiny_formula(float(flops), base=base).spec
-        except ValueError as error:
-            raise ValueError(f"`flops`={flops:g}: {error}") from None
-    if isinstance(spec, NetworkSpec):
-        return spec
-    if isinstance(spec, dict):
-        return NetworkSpec.from_dict(spec)
-    if isinstance(spec, str) and spec in PRESETS:
-        return get_spec(spec)
-    if isinstance(spec, (str, os.PathLike)):
-        path = os.fspath(spec)
-        if not os.path.isfile(path):
-            raise ValueError(
-                f"`spec` must be a NetworkSpec JSON file (NetworkSpec.to_dict()) or a model name "
-                f"({', '.join(PRESETS)}); received spec={path!r} (no such file)."
-            )
-        try:
-            with open(path) as handle:
-                return NetworkSpec.from_dict(json.load(handle))
-        except (json.JSONDecodeError, TypeError, UnicodeDecodeError) as error:
-            raise ValueError(f"`spec`={path!r} is not a NetworkSpec JSON file: {error}.") from None
-    raise ValueError(
-        f"`spec` must be a NetworkSpec, a variant name ({', '.join(PRESETS)}), a spec dict or a JSON file path; "
-        f"received spec={spec!r}."
-    )

@@ -9,8 +9,9 @@ import json
 import math
 import os
 
-from keras_tinynet.presets import PRESETS, get_spec
+from keras_tinynet.presets import PRESETS
 from keras_tinynet.spec import MIN_SIZE
+from keras_tinynet.spec_resolver import resolve_activation, resolve_spec
 
 STRATEGIES = ("mirrored", "multi_worker", "one_device", "tpu")
 OPTIMIZERS = ("rmsprop", "sgd", "adamw")
@@ -109,12 +110,11 @@ def resolve(config: TrainConfig) -> TrainConfig:
         raise TrainingError(
             "`freeze_backbone`=True needs `weights` (a pretrained backbone to freeze); received weights=None."
         )
+    spec = spec_of(config)
     if config.image_size is None and "image_size" not in recipe:
-        recipe["image_size"] = spec_of(config).default_size
-    if config.activation is None:
-        recipe["activation"] = spec_of(config).activation
+        recipe["image_size"] = spec.default_size
     filled = {k: v for k, v in recipe.items() if getattr(config, k) is None}
-    config = dataclasses.replace(config, **filled)
+    config = dataclasses.replace(config, **filled, activation=resolve_activation(spec, config.activation))
     if config.model_dir is None:
         family = config.model.split("_")[0]
         model = f"{family}_{config.flops / 1e6:.0f}m" if config.flops else config.model
@@ -153,15 +153,10 @@ def spec_of(config: TrainConfig):
     if config.curves is not None and config.flops is None:
         raise TrainingError(f"`curves`={config.curves!r} applies to a `flops` budget; pass flops too.")
     if config.spec is not None:
-        from keras_tinynet.presets import resolve_spec
-
         return resolve_spec(spec=config.spec)
     if config.flops is not None:
-        from keras_tinynet.formula import tiny_formula
-
-        architecture = PRESETS[config.model].architecture.name
-        return tiny_formula(config.flops, base=architecture, curves=config.curves).spec
-    return get_spec(config.model)
+        return resolve_spec(flops=config.flops, base=PRESETS[config.model].architecture.name, curves=config.curves)
+    return resolve_spec(config.model)
 
 
 # The TrainConfig fields a resumed run may change; every other field (new ones too) must match the run's.

@@ -35,6 +35,9 @@ def make_divisible(value: float, divisor: int) -> int:
     return rounded
 
 
+INTERPOLATIONS = ("bicubic", "bilinear")  # how an eval transform may resize (data pipelines, registry entries)
+
+
 @dataclasses.dataclass(frozen=True)
 class Preprocessing:
     """How the images of this family are prepared (timm's per-variant data config)."""

@@ -21,9 +21,10 @@ import tensorflow as tf
 
 from keras_tinynet import _compat, files
 from keras_tinynet import data as data_lib
+from keras_tinynet.builder import build
 from keras_tinynet.checkpoints import Checkpoints
 from keras_tinynet.files import write_atomically
-from keras_tinynet.models import build
+from keras_tinynet.optimization import make_optimizer
 from keras_tinynet.recipe import (
     MAY_CHANGE_ON_RESUME,
     TrainConfig,
@@ -32,9 +33,8 @@ from keras_tinynet.recipe import (
     resume_differences,
     spec_of,
 )
-from keras_tinynet.spec import IMAGENET_CLASSES, IMAGENET_PREPROCESSING
-from keras_tinynet.weights import registry
-from keras_tinynet.weights.loading import load_pretrained_weights, load_weights
+from keras_tinynet.spec import IMAGENET_CLASSES
+from keras_tinynet.weights import resolver
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
@@ -72,74 +72,13 @@ def worker_role() -> tuple[bool, str]:
     return chief, f"{task_type}-{task_id}"
 
 
-class WarmupExponentialDecay(keras.optimizers.schedules.LearningRateSchedule):
-    """Linear warm-up from `initial` to `peak`, then `peak * decay_rate ** floor(step / decay_steps)`."""
-
-    def __init__(self, peak, warmup_steps, decay_steps, decay_rate, initial=1e-6):
-        self.peak, self.warmup_steps, self.decay_steps = peak, warmup_steps, decay_steps
-        self.decay_rate, self.initial = decay_rate, initial
-
-    def __call__(self, step):
-        step = keras.ops.cast(step, "float32")
-        warm = self.initial + (self.peak - self.initial) * step / max(self.warmup_steps, 1)
-        decayed = self.peak * self.decay_rate ** keras.ops.floor((step - self.warmup_steps) / self.decay_steps)
-        return keras.ops.where(step < self.warmup_steps, warm, decayed)
-
-    def get_config(self):
-        return dict(
-            peak=self.peak,
-            warmup_steps=self.warmup_steps,
-            decay_steps=self.decay_steps,
-            decay_rate=self.decay_rate,
-            initial=self.initial,
-        )
-
-
-def learning_rate_schedule(config: TrainConfig, steps_per_epoch: int):
-    peak = config.learning_rate * config.batch_size / 1024
-    warmup = int(config.warmup_epochs * steps_per_epoch)
-    if config.schedule == "cosine":
-        total = config.epochs * steps_per_epoch
-        return keras.optimizers.schedules.CosineDecay(
-            1e-6, decay_steps=max(total - warmup, 1), warmup_target=peak, warmup_steps=warmup
-        )
-    return WarmupExponentialDecay(peak, warmup, max(config.decay_epochs * steps_per_epoch, 1), config.decay_rate)
-
-
-def ema_momentum(config: TrainConfig, total_steps: int) -> float:
-    """The recipe's EMA momentum, capped so that a short run averages over about its last tenth.
-
-    0.9999 averages over ~10,000 steps: right for 450 ImageNet epochs, but a run of a few hundred
-    steps would evaluate and export weights that are still mostly the random initialization.
-    """
-    return min(config.ema_momentum, 1.0 - 10.0 / max(total_steps, 20))
-
-
-def make_optimizer(config: TrainConfig, model: keras.Model, steps_per_epoch: int) -> keras.optimizers.Optimizer:
-    schedule = learning_rate_schedule(config, steps_per_epoch)
-    ema = dict(use_ema=config.ema_momentum > 0, ema_momentum=ema_momentum(config, config.epochs * steps_per_epoch))
-    if config.optimizer == "rmsprop":
-        optimizer = keras.optimizers.RMSprop(
-            schedule, rho=0.9, momentum=0.9, epsilon=1e-3, weight_decay=config.weight_decay, **ema
-        )
-    elif config.optimizer == "sgd":
-        optimizer = keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True, weight_decay=config.weight_decay, **ema)
-    else:
-        optimizer = keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay, **ema)
-    # No weight decay on BN scales/offsets and biases, as in the recipe.
-    optimizer.exclude_from_weight_decay(
-        var_list=[v for v in model.trainable_variables if v.name in ("gamma", "beta", "bias")]
-    )
-    return optimizer
-
-
 def _metrics() -> list:
     """Top-1 and top-5: the names the history, the summary and evaluate() report."""
     return [keras.metrics.CategoricalAccuracy(name="top1"), keras.metrics.TopKCategoricalAccuracy(k=5, name="top5")]
 
 
 def build_model(config: TrainConfig, num_classes: int, weights: str | None = None) -> keras.Model:
-    """The network a config trains (also used to rebuild it for export and evaluation), with `weights` (a tag)."""
+    """The network a config trains (also used to rebuild it for export and evaluation), with `weights`."""
     return build(
         spec_of(config),
         input_shape=(config.image_size, config.image_size, 3),
@@ -157,10 +96,7 @@ def start_from_pretrained(model: keras.Model, config: TrainConfig) -> None:
     if config.weights is None:
         return
     new_head = ("predictions",)
-    if registry.is_tag(config.weights):
-        load_pretrained_weights(model, spec_of(config).name, config.weights, exclude=new_head)
-    else:
-        load_weights(model, config.weights, exclude=new_head)
+    resolver.load_weights_argument(model, config.weights, variant=spec_of(config).name, exclude=new_head)
     if config.freeze_backbone:
         for layer in model.layers:
             layer.trainable = layer.name in new_head
@@ -224,10 +160,10 @@ class EpochRecorder(keras.callbacks.Callback):
 
 def train(config: TrainConfig, verbose: int | str = "auto", callbacks: tuple = ()) -> dict:
     """Trains (or resumes) a run and returns its summary; writes everything under `config.model_dir`.
-    `callbacks`: more Keras callbacks for `fit` (the twist search reports each epoch to Ray Tune with one).
 
     The chief holds `<model_dir>/.lock` for the whole run, so a second run in the same directory stops at
-    once instead of interleaving checkpoints; under it, what killed runs left staged is removed first."""
+    once instead of interleaving checkpoints; under it, what killed runs left staged is removed first.
+    `callbacks`: more Keras callbacks for `fit` (the twist search reports each epoch to Ray Tune with one)."""
     config = resolve(config)
     if not worker_role()[0]:
         return _train(config, verbose, callbacks)
@@ -246,14 +182,65 @@ def train(config: TrainConfig, verbose: int | str = "auto", callbacks: tuple = (
         ) from None
 
 
+@contextlib.contextmanager
+def mixed_precision_policy(enabled: bool):
+    """With `enabled`, the global policy is mixed_float16 on GPUs, mixed_bfloat16 elsewhere, inside the block
+    only: the previous policy is restored when it ends, however it ends."""
+    if not enabled:
+        yield
+        return
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(
+        "mixed_float16" if tf.config.list_logical_devices("GPU") else "mixed_bfloat16"
+    )
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+@dataclasses.dataclass(frozen=True)
+class _RunData:
+    """The dataset of a run and its input pipelines."""
+
+    dataset: data_lib.Dataset
+    train: tf.data.Dataset
+    eval: tf.data.Dataset
+    steps_per_epoch: int
+
+
 def _train(config: TrainConfig, verbose: int | str, extra_callbacks: tuple = ()) -> dict:
     started = time.time()
     strategy = make_strategy(config.strategy)
-    if config.mixed_precision:
-        keras.mixed_precision.set_global_policy(
-            "mixed_float16" if tf.config.list_logical_devices("GPU") else "mixed_bfloat16"
+    with mixed_precision_policy(config.mixed_precision):
+        run_data = _load_data(config, strategy.num_replicas_in_sync)
+        chief, task = worker_role()
+        checkpoints = Checkpoints(config.model_dir)
+        multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+        model = _compiled_model(config, strategy, run_data, multi_worker)
+        workaround = (
+            _compat.keras_multi_worker_fit(model, config.image_size, run_data.dataset.num_classes)
+            if multi_worker
+            else contextlib.nullcontext()
         )
-    replicas = strategy.num_replicas_in_sync
+        with workaround:
+            history, initial_epoch = _resume(config, strategy, model, checkpoints)
+            chief_checkpoints = checkpoints if chief else None
+            _fit(config, model, run_data, chief_checkpoints, history, initial_epoch, verbose, extra_callbacks)
+            final_metrics = dict(zip(["loss", "top1", "top5"], model.evaluate(run_data.eval, verbose=0)))
+        export = _exported_copy(config, model, run_data.dataset.num_classes)
+        outputs = _save_final(export, os.path.join(config.model_dir, "final")) if chief else {}
+    summary = _summary(config, strategy, run_data, multi_worker, task, history, final_metrics, export, outputs)
+    summary["wall_seconds"] = round(time.time() - started, 1)
+    home = config.model_dir if chief else os.path.join(config.model_dir, "workers", task)
+    summary_path = os.path.join(home, "summary.json")
+    _write_json(summary_path, summary)
+    summary["outputs"]["summary"] = summary_path
+    return summary
+
+
+def _load_data(config: TrainConfig, replicas: int) -> _RunData:
+    """The dataset and its pipelines, after checking that the batch splits between the replicas and fits it."""
     if config.batch_size % replicas:
         raise TrainingError(
             f"`batch_size`={config.batch_size} is not divisible by the {replicas} replicas of the "
@@ -277,15 +264,13 @@ def _train(config: TrainConfig, verbose: int | str, extra_callbacks: tuple = ())
     if config.steps_per_epoch:
         train_data = train_data.repeat()
     eval_data = data_lib.pipeline(dataset, False, config.image_size, config.batch_size)
+    return _RunData(dataset, train_data, eval_data, steps_per_epoch)
 
-    chief, task = worker_role()
-    home = config.model_dir if chief else os.path.join(config.model_dir, "workers", task)
-    checkpoints = Checkpoints(config.model_dir)
-    config_dict = dataclasses.asdict(config)
 
-    multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+def _compiled_model(config: TrainConfig, strategy, run_data: _RunData, multi_worker: bool) -> keras.Model:
+    """The network (with `config.weights` where fine-tuning), compiled with the recipe's optimizer and loss."""
     with strategy.scope():
-        model = build_model(config, dataset.num_classes)
+        model = build_model(config, run_data.dataset.num_classes)
         start_from_pretrained(model, config)
         if multi_worker:
             # BN statistics of the global batch, so that every worker keeps the same moving statistics
@@ -295,71 +280,77 @@ def _train(config: TrainConfig, verbose: int | str, extra_callbacks: tuple = ())
                 if isinstance(layer, keras.layers.BatchNormalization):
                     layer.synchronized = True
         model.compile(
-            optimizer=make_optimizer(config, model, steps_per_epoch),
+            optimizer=make_optimizer(config, model, run_data.steps_per_epoch),
             loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
             metrics=_metrics(),
             jit_compile=config.jit_compile,
         )
-    workaround = (
-        _compat.keras_multi_worker_fit(model, config.image_size, dataset.num_classes)
-        if multi_worker
-        else contextlib.nullcontext()
-    )
-    with workaround:
-        history, initial_epoch = [], 0
-        latest = checkpoints.newest_verified()
-        if latest is not None:
-            path, state = latest
-            differences = resume_differences(state["config"], config)
-            if differences:
-                raise TrainingError(
-                    f"{config.model_dir!r} holds a run with other settings ({'; '.join(differences)}); use the "
-                    f"same flags (only {', '.join(MAY_CHANGE_ON_RESUME)} may change) or another --model_dir."
-                )
-            with strategy.scope():
-                model.optimizer.build(model.trainable_variables)
-                model.load_weights(os.path.join(path, "state.weights.h5"))
-            history, initial_epoch = state["history"], state["epoch"]
-            print(f"Resuming from {path} (epoch {initial_epoch} of {config.epochs}).")
+    return model
 
-        recorder = EpochRecorder(
-            checkpoints if chief else None, history, steps_per_epoch * config.batch_size, config_dict
+
+def _resume(config: TrainConfig, strategy, model: keras.Model, checkpoints: Checkpoints) -> tuple[list, int]:
+    """(history, epochs done) of the newest verified checkpoint, loaded into `model`; ([], 0) for a new run."""
+    latest = checkpoints.newest_verified()
+    if latest is None:
+        return [], 0
+    path, state = latest
+    differences = resume_differences(state["config"], config)
+    if differences:
+        raise TrainingError(
+            f"{config.model_dir!r} holds a run with other settings ({'; '.join(differences)}); use the "
+            f"same flags (only {', '.join(MAY_CHANGE_ON_RESUME)} may change) or another --model_dir."
         )
-        callbacks = [recorder]
-        if config.ema_momentum > 0:
-            callbacks.append(keras.callbacks.SwapEMAWeights())  # validation sees the EMA weights
-        if chief:
-            callbacks.append(keras.callbacks.TensorBoard(os.path.join(config.model_dir, "logs")))
-        callbacks += list(extra_callbacks)
-        if initial_epoch < config.epochs:
-            model.fit(
-                train_data,
-                epochs=config.epochs,
-                initial_epoch=initial_epoch,
-                steps_per_epoch=steps_per_epoch,
-                validation_data=eval_data,
-                callbacks=callbacks,
-                verbose=verbose,
-            )
-        if recorder.nan_at is not None:
-            epoch, batch = recorder.nan_at
-            raise TrainingError(
-                f"The loss became NaN in epoch {epoch}, batch {batch}; training stopped without checkpointing it. "
-                f"Lower the learning rate (now {config.learning_rate} per 1024 images) or check the data; "
-                f"rerunning resumes from the last good epoch in {checkpoints.root!r}."
-            )
-        if config.ema_momentum > 0:
-            model.optimizer.finalize_variable_values(model.trainable_variables)  # export the EMA weights
+    with strategy.scope():
+        model.optimizer.build(model.trainable_variables)
+        model.load_weights(os.path.join(path, Checkpoints.WEIGHTS))
+    print(f"Resuming from {path} (epoch {state['epoch']} of {config.epochs}).")
+    return state["history"], state["epoch"]
 
-        final_metrics = dict(zip(["loss", "top1", "top5"], model.evaluate(eval_data, verbose=0)))
-    export = build_model(config, dataset.num_classes)
+
+def _fit(config, model, run_data: _RunData, checkpoints, history: list, initial_epoch: int, verbose, extra=()) -> None:
+    """Trains to `config.epochs` (checkpointing each epoch where `checkpoints`), then swaps in the EMA weights."""
+    recorder = EpochRecorder(
+        checkpoints, history, run_data.steps_per_epoch * config.batch_size, dataclasses.asdict(config)
+    )
+    callbacks = [recorder]
+    if config.ema_momentum > 0:
+        callbacks.append(keras.callbacks.SwapEMAWeights())  # validation sees the EMA weights
+    if checkpoints is not None:  # the chief
+        callbacks.append(keras.callbacks.TensorBoard(os.path.join(config.model_dir, "logs")))
+    callbacks += list(extra)
+    if initial_epoch < config.epochs:
+        model.fit(
+            run_data.train,
+            epochs=config.epochs,
+            initial_epoch=initial_epoch,
+            steps_per_epoch=run_data.steps_per_epoch,
+            validation_data=run_data.eval,
+            callbacks=callbacks,
+            verbose=verbose,
+        )
+    if recorder.nan_at is not None:
+        epoch, batch = recorder.nan_at
+        raise TrainingError(
+            f"The loss became NaN in epoch {epoch}, batch {batch}; training stopped without checkpointing it. "
+            f"Lower the learning rate (now {config.learning_rate} per 1024 images) or check the data; "
+            f"rerunning resumes from the last good epoch in {os.path.join(config.model_dir, 'checkpoints')!r}."
+        )
+    if config.ema_momentum > 0:
+        model.optimizer.finalize_variable_values(model.trainable_variables)  # export the EMA weights
+
+
+def _exported_copy(config: TrainConfig, model: keras.Model, num_classes: int) -> keras.Model:
+    """A fresh network with the trained weights: no optimizer, no distribution strategy, all layers trainable."""
+    export = build_model(config, num_classes)
     for trained, exported in zip(model.layers, export.layers):  # by layer: frozen layers reorder model.weights
         exported.set_weights(trained.get_weights())
-    outputs = {}
-    if chief:
-        outputs = _save_final(export, os.path.join(config.model_dir, "final"))
-    summary = {
-        "config": config_dict,
+    return export
+
+
+def _summary(config, strategy, run_data: _RunData, multi_worker, task, history, final_metrics, export, outputs) -> dict:
+    dataset, replicas = run_data.dataset, strategy.num_replicas_in_sync
+    return {
+        "config": dataclasses.asdict(config),
         "dataset": {
             "name": dataset.name,
             "classes": dataset.num_classes,
@@ -374,20 +365,16 @@ def _train(config: TrainConfig, verbose: int | str, extra_callbacks: tuple = ())
             "synchronized_bn": multi_worker,
             "task": task,
         },
-        "steps_per_epoch": steps_per_epoch,
+        "steps_per_epoch": run_data.steps_per_epoch,
         "history": history,
         "final_metrics": final_metrics,
-        "wall_seconds": round(time.time() - started, 1),
+        "wall_seconds": None,
         "images_per_second": _mean(
             [h["images_per_second"] for h in history[1:]] or [h["images_per_second"] for h in history]
         ),
         "weights_sha256": weights_fingerprint(export),
         "outputs": outputs,
     }
-    summary_path = os.path.join(home, "summary.json")
-    _write_json(summary_path, summary)
-    summary["outputs"]["summary"] = summary_path
-    return summary
 
 
 def _mean(values):
@@ -412,10 +399,8 @@ def evaluate(config: TrainConfig, weights: str, split: str = "eval") -> dict:
     if split not in ("eval", "train"):
         raise TrainingError(f"`split` must be 'eval' or 'train'; received split={split!r}.")
     config = resolve(config)
-    tagged = registry.is_tag(weights)
-    preprocessing = (
-        registry.published_preprocessing(spec_of(config).name, weights) if tagged else IMAGENET_PREPROCESSING
-    )
+    tagged = resolver.weights_kind(weights) == resolver.TAG
+    preprocessing = resolver.published_preprocessing(weights, spec_of(config).name)
     dataset = data_lib.load(config.dataset, config.data_dir, config.manual_dir, seed=config.seed)
     if tagged and dataset.num_classes != IMAGENET_CLASSES:
         raise TrainingError(
@@ -425,9 +410,7 @@ def evaluate(config: TrainConfig, weights: str, split: str = "eval") -> dict:
         )
     if split == "train":
         dataset = dataclasses.replace(dataset, eval=dataset.train, eval_examples=dataset.train_examples)
-    model = build_model(config, dataset.num_classes, weights if tagged else None)
-    if not tagged:
-        load_weights(model, weights)
+    model = build_model(config, dataset.num_classes, weights)
     model.compile(
         loss=keras.losses.CategoricalCrossentropy(),
         metrics=_metrics(),

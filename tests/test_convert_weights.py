@@ -20,10 +20,11 @@ from conftest import run_python  # noqa: E402
 
 import keras_tinynet  # noqa: E402
 import keras_tinynet.models  # noqa: E402,F401  (conftest.build_cached reaches keras_tinynet.models)
+from keras_tinynet.convert import convert_checkpoint, keras_model_from_state_dict  # noqa: E402
 from keras_tinynet.files import file_hash  # noqa: E402
 from keras_tinynet.weights import conversion as checkpoints  # noqa: E402
 from keras_tinynet.weights import registry  # noqa: E402
-from keras_tinynet.weights.conversion import CheckpointError, ParityError, convert_checkpoint  # noqa: E402
+from keras_tinynet.weights.conversion import CheckpointError, ParityError  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "scripts", "convert_weights.py")
@@ -80,7 +81,7 @@ def test_safetensors_converts_without_torch_and_matches_timm(ckpt100, tmp_path):
     output = tmp_path / "ghostnet_100.weights.h5"
     code = f"""
 import json, sys
-from keras_tinynet.weights.conversion import convert_checkpoint
+from keras_tinynet.convert import convert_checkpoint
 result = convert_checkpoint({ckpt100["safetensors"]!r}, "ghostnet_100", {str(output)!r}, parity="skip")
 assert "torch" not in sys.modules and "timm" not in sys.modules, "torch was imported"
 assert "keras" in sys.modules and "safetensors.numpy" in sys.modules
@@ -208,12 +209,12 @@ def test_other_architectures_and_variants_are_refused(ckpt100):
     with pytest.raises(
         CheckpointError, match=r"holds 1 tensor\(s\) a GhostNet or TinyNet does not have \(extra.weight\)"
     ):
-        checkpoints.keras_model_from_state_dict({**state, "extra.weight": np.zeros(1)}, "ghostnet_100", True, "x")
+        keras_model_from_state_dict({**state, "extra.weight": np.zeros(1)}, "ghostnet_100", True, "x")
     headless = {k: v for k, v in state.items() if not k.startswith("classifier")}
     with pytest.raises(CheckpointError, match=r"has no classifier .* convert it with include_top=False"):
-        checkpoints.keras_model_from_state_dict(headless, "ghostnet_100", True, "x")
+        keras_model_from_state_dict(headless, "ghostnet_100", True, "x")
     with pytest.raises(ValueError, match=r"`source`='x' \(as `variant`='ghostnet_050'\).*'stem_conv'.*another variant"):
-        checkpoints.keras_model_from_state_dict(state, "ghostnet_050", True, "x")
+        keras_model_from_state_dict(state, "ghostnet_050", True, "x")
 
 
 @pytest.mark.parametrize(
@@ -314,7 +315,7 @@ def test_timm_source_must_be_a_ghostnet_v1():
 def test_timm_after_tensorflow_is_an_error_not_a_crash(ckpt050, tmp_path):
     code = f"""
 import keras
-from keras_tinynet.weights.conversion import convert_checkpoint
+from keras_tinynet.convert import convert_checkpoint
 try:
     convert_checkpoint({ckpt050["safetensors"]!r}, "ghostnet_050", {str(tmp_path / "o.weights.h5")!r}, parity="require")
 except RuntimeError as error:

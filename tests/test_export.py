@@ -18,7 +18,7 @@ tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
 
 from keras_tinynet import data, export, files  # noqa: E402
-from keras_tinynet.presets import resolve_spec  # noqa: E402
+from keras_tinynet.spec_resolver import resolve_spec  # noqa: E402
 
 # --- arguments -----------------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ def installed(runtime: str) -> bool:
     return True
 
 
+@pytest.mark.slow  # an export or a compile per runtime: seconds each
 @pytest.mark.parametrize("runtime", latency.RUNTIMES)
 def test_every_installed_runtime_gives_the_model_outputs_and_a_latency(tiny_model, runtime, tmp_path):
     if not installed(runtime):
@@ -35,7 +36,7 @@ def test_every_installed_runtime_gives_the_model_outputs_and_a_latency(tiny_mode
     outputs = call()
     assert outputs.shape == (2, 10)
     np.testing.assert_allclose(outputs, expected, atol=1e-4, rtol=0)
-    if runtime in ("keras", "tflite"):  # the others export or compile again: seconds each
+    if runtime in ("keras", "tflite"):  # the others would export or compile again
         measured = latency.measure_latency(tiny_model, runtime, batch_size=2, threads=1, seconds=0.0, min_runs=4)
         assert (measured.runtime, measured.batch_size, measured.threads) == (runtime, 2, 1)
         assert measured.runs >= 4 and 0 < measured.p10_ms <= measured.median_ms <= measured.p90_ms

@@ -417,3 +417,19 @@ def test_image_folder_trains_with_randaugment_and_hswish(tmp_path):
     assert run_summary["dataset"]["classes"] == 2 and run_summary["steps_per_epoch"] == 2
     assert run_summary["config"]["randaugment"] == [2, 9]
     assert np.isfinite(run_summary["final_metrics"]["loss"])
+
+
+def test_the_mixed_precision_policy_is_set_only_while_a_run_lasts(tmp_path):
+    import keras
+
+    from keras_tinynet import training
+
+    before = keras.mixed_precision.global_policy().name
+    with training.mixed_precision_policy(True):
+        assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"  # no GPU here
+    assert keras.mixed_precision.global_policy().name == before
+    # A run that stops with an error inside the stage that set it (the batch is larger than the dataset).
+    config = training.TrainConfig(mixed_precision=True, batch_size=4096, epochs=1, model_dir=str(tmp_path))
+    with pytest.raises(training.TrainingError, match="larger than the 1437 training images"):
+        training.train(config, verbose=0)
+    assert keras.mixed_precision.global_policy().name == before

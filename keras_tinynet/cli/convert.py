@@ -38,13 +38,14 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> None:
-    from keras_tinynet.weights import conversion  # imports neither Keras nor torch until it needs them
+    from keras_tinynet import convert  # imports neither Keras nor torch until it needs them
+    from keras_tinynet.weights import conversion
 
     source = require(args.source, "--source", "the checkpoint to convert")
     model = require(args.model, "--model", f"the preset the checkpoint belongs to: {', '.join(conversion.TIMM_MODELS)}")
     output_dir = require(args.output_dir, "--output_dir", "where the .weights.h5 file goes")
     output = os.path.join(output_dir, f"{model}{'' if args.include_top else '_notop'}.weights.h5")
-    result = conversion.convert_checkpoint(
+    result = convert.convert_checkpoint(
         source,
         model,
         output,

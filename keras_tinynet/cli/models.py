@@ -7,7 +7,8 @@ from __future__ import annotations
 from keras_tinynet.cli.common import add_model_arguments, curves_spec
 from keras_tinynet.counting import count
 from keras_tinynet.formula import tiny_formula
-from keras_tinynet.presets import PRESETS, builder_name, get_spec, resolve_spec
+from keras_tinynet.presets import PRESETS, builder_name, get_spec
+from keras_tinynet.spec_resolver import resolve_spec
 
 DESCRIPTION = __doc__
 

@@ -10,12 +10,12 @@ from collections.abc import Sequence
 
 import keras
 
-from keras_tinynet import models
+from keras_tinynet.builder import build
 from keras_tinynet.imagenet import class_names
 from keras_tinynet.inference import optimize_for_inference
-from keras_tinynet.presets import model_name, resolve_spec
-from keras_tinynet.spec import ACTIVATIONS, IMAGENET_PREPROCESSING, MIN_SIZE, NetworkSpec
-from keras_tinynet.weights import loading
+from keras_tinynet.spec import IMAGENET_CLASSES, IMAGENET_PREPROCESSING, MIN_SIZE, NetworkSpec
+from keras_tinynet.spec_resolver import model_name, resolve_activation, resolve_spec
+from keras_tinynet.weights import resolver
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,62 +75,59 @@ def load_exportable(
 ) -> Exportable:
     """Builds the GhostNet to export and loads `weights` into it.
 
-    `weights` is any weights file the builders read (`.weights.h5`, e.g. the EMA weights the training
-    script writes, `.keras`, Keras 2 `.h5`), loaded by layer name. The number of classes comes from
-    `labels` (a file with one label per line, or a list) when given, else from the weights file's
-    classifier; ImageNet's 1000 labels are built in. `image_size` defaults to the spec's size, `activation`
-    to the spec's own.
+    `weights` is what the builders take (`weights.resolver`): a registered tag such as "imagenet", or
+    a weights file (`.weights.h5`, e.g. the EMA weights the training script writes, `.keras`, Keras 2
+    `.h5`, a published source checkpoint), loaded by layer name. The number of classes comes from
+    `labels` (a file with one label per line, or a list) when given, else from the weights' classifier;
+    ImageNet's 1000 labels are built in. `image_size` defaults to the spec's size, `activation` to the
+    spec's own.
     """
     spec = resolve_spec(model, flops=flops, spec=spec)
-    activation = spec.activation if activation is None else activation
+    activation = resolve_activation(spec, activation)
     size = spec.default_size if image_size is None else image_size
     if isinstance(size, bool) or not isinstance(size, int) or size < MIN_SIZE:
         raise ValueError(f"`image_size` must be an integer >= {MIN_SIZE}; received image_size={image_size!r}.")
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"`activation` must be one of {ACTIVATIONS}; received activation={activation!r}.")
     if name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
         raise ValueError(f"`name` must be letters, digits, '_', '.' or '-' (a directory name); received name={name!r}.")
-    if weights is not None:
-        weights = os.fspath(weights)
-        if not os.path.isfile(weights):
-            raise ValueError(
-                f"`weights` must be a weights file ({', '.join(loading.SUFFIXES)}); "
-                f"received weights={weights!r} (no such file)."
-            )
-    if labels is None:
-        label_list = None
-    elif isinstance(labels, (str, os.PathLike)):
-        label_list = read_labels(labels)
-    else:
-        label_list = tuple(str(label) for label in labels)
-        if not label_list:
-            raise ValueError("`labels` must hold at least one label; received an empty list.")
+    label_list = _label_list(labels)
+    requested = len(label_list) if label_list else IMAGENET_CLASSES
+    weights = os.fspath(weights) if isinstance(weights, os.PathLike) else weights
+    resolver.check_weights(weights, classes=requested)
+    resolver.check_registered(weights, spec.name)
 
-    def build(classes: int) -> keras.Model:
-        return models.build(
+    def build_with(classes: int) -> keras.Model:
+        input_shape = (size, size, 3)
+        return build(
             spec,
-            input_shape=(size, size, 3),
+            input_shape=input_shape,
             classes=classes,
             activation=activation,
             name=name or model_name(spec, activation),
         )
 
-    keras_model = build(len(label_list) if label_list else 1000)
-    if weights is not None:
-        try:
-            arrays = loading.read_weights(weights, keras_model)
-        except (OSError, KeyError) as error:
-            raise ValueError(f"`weights`={weights!r} could not be read as a Keras weights file: {error}") from None
-        file_classes = arrays["predictions"][0].shape[-1] if "predictions" in arrays else None
-        if file_classes is not None and file_classes != keras_model.output_shape[-1]:
-            if label_list is not None:
-                raise ValueError(
-                    f"`labels` lists {len(label_list)} classes but the classifier in `weights`={weights!r} has "
-                    f"{file_classes}; pass a labels file with {file_classes} lines."
-                )
-            keras_model = build(file_classes)
-        loading.assign_by_name(keras_model, arrays, source=f"`weights`={weights!r}")
+    keras_model = build_with(requested)
+    file_classes = resolver.classifier_classes(keras_model, weights)
+    if file_classes is not None and file_classes != requested:
+        if label_list is not None:
+            raise ValueError(
+                f"`labels` lists {len(label_list)} classes but the classifier in `weights`={weights!r} has "
+                f"{file_classes}; pass a labels file with {file_classes} lines."
+            )
+        keras_model = build_with(file_classes)
+    resolver.load_weights_argument(keras_model, weights, variant=spec.name, source=f"`weights`={weights!r}")
     classes = keras_model.output_shape[-1]
     if label_list is None:
-        label_list = tuple(class_names()) if classes == 1000 else tuple(str(i) for i in range(classes))
-    return Exportable(keras_model, spec, size, label_list, activation, weights)
+        label_list = tuple(class_names()) if classes == IMAGENET_CLASSES else tuple(str(i) for i in range(classes))
+    crop_pct = resolver.published_preprocessing(weights, spec.name).crop_pct  # a tag's as published
+    return Exportable(keras_model, spec, size, label_list, activation, weights, crop_pct)
+
+
+def _label_list(labels) -> tuple[str, ...] | None:
+    if labels is None:
+        return None
+    if isinstance(labels, (str, os.PathLike)):
+        return read_labels(labels)
+    label_list = tuple(str(label) for label in labels)
+    if not label_list:
+        raise ValueError("`labels` must hold at least one label; received an empty list.")
+    return label_list

@@ -5,6 +5,7 @@ The SavedModel tracks variables and TensorFlow functions only, so it loads with 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
 
@@ -17,97 +18,120 @@ from keras_tinynet.files import DISK_ERRORS, exclusive_lock, remove_stale_stagin
 TOP_K = 5
 
 
+@dataclasses.dataclass(frozen=True)
+class _Served:
+    """What the signatures run: the inference model, its input size, the eval crop and the labels."""
+
+    model: object
+    size: int
+    crop_pct: float
+    max_pixels: int
+    labels: tuple[str, ...]
+
+
 class ServingModule(tf.Module):
     """The TF Serving SavedModel: the model's variables and the two signatures (TensorFlow ops only)."""
 
     def __init__(self, exportable: Exportable, max_pixels: int = MAX_PIXELS):
         super().__init__(name="serving")
-        model, size, crop_pct = exportable.inference_model, exportable.image_size, exportable.crop_pct
-        # Track the variables, not the Keras model: the SavedModel must load without keras_tinynet.
+        model = exportable.inference_model
+        # Track the variables, not the Keras model: the SavedModel must load without keras_tinynet. The
+        # model is held by a plain object (`_Served`), which tf.Module does not track.
         self.model_variables = [variable.value for variable in model.variables]
-        labels = tf.constant(exportable.labels, dtype=tf.string)
-        k = min(TOP_K, exportable.classes)
-
-        def predict(images):
-            # An empty batch skips the model: TensorFlow's oneDNN convolutions reject batch 0.
-            probabilities = tf.cond(
-                tf.shape(images)[0] > 0,
-                lambda: tf.cast(model(images, training=False), tf.float32),
-                lambda: tf.zeros([0, exportable.classes], tf.float32),
-            )
-            top = tf.math.top_k(probabilities, k=k)
-            return {
-                "probabilities": probabilities,
-                "top_k_ids": top.indices,
-                "top_k_probabilities": top.values,
-                "top_k_labels": tf.gather(labels, top.indices),
-            }
-
-        def serving_default(images):
-            shape = tf.shape(images := _hide_static_shape(images))
-            padded = tf.concat([shape, tf.zeros([4], tf.int32)], 0)
-            valid = tf.logical_and(
-                tf.equal(tf.size(shape), 4),
-                tf.reduce_all(tf.stack([padded[3] == 3, padded[1] > 0, padded[2] > 0])),
-            )
-            check = assert_with_message(
-                valid,
-                "serving_default: `images` must be float32 [batch, height, width, 3] (RGB in [0, 255], "
-                "height and width >= 1); received shape {}",
-                [shape],
-            )
-            with tf.control_dependencies([check]):
-                images = tf.ensure_shape(tf.identity(images), [None, None, None, 3])
-            # A NaN or infinite pixel would come out as the probabilities of a black image (the resize
-            # and the ReLUs turn it into zeros), a wrong answer that looks right. Checked after the shape
-            # check, which it depends on: a tensor of another rank gets the shape message.
-            finite = assert_with_message(
-                tf.reduce_all(tf.math.is_finite(images)),
-                "serving_default: `images` must hold finite values (RGB in [0, 255]); received {} NaN or "
-                "infinite value(s)",
-                [tf.size(images) - tf.math.count_nonzero(tf.math.is_finite(images), dtype=tf.int32)],
-            )
-            with tf.control_dependencies([finite]):
-                images = tf.identity(images)
-                shape = tf.shape(images)
-            same = tf.logical_and(tf.equal(shape[1], size), tf.equal(shape[2], size))
-            resized = tf.cond(
-                same,
-                lambda: images,
-                lambda: tf.clip_by_value(
-                    tf.image.resize(images, [size, size], method="bicubic", antialias=True), 0.0, 255.0
-                ),
-            )
-            return predict(tf.ensure_shape(resized, [None, size, size, 3]))
-
-        def serving_bytes(image_bytes):
-            shape = tf.shape(image_bytes := _hide_static_shape(image_bytes))
-            check = assert_with_message(
-                tf.equal(tf.size(shape), 1),
-                "serving_bytes: `image_bytes` must be a string vector [batch] of encoded images; received shape {}",
-                [shape],
-            )
-            with tf.control_dependencies([check]):
-                image_bytes = tf.ensure_shape(tf.identity(image_bytes), [None])
-            n = tf.shape(image_bytes)[0]
-            images = tf.map_fn(
-                lambda args: decode_and_preprocess(args[0], args[1], size, crop_pct, max_pixels),
-                (image_bytes, tf.range(n)),
-                fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32),
-            )
-            return predict(tf.ensure_shape(images, [None, size, size, 3]))
-
+        self._served = _Served(model, exportable.image_size, exportable.crop_pct, max_pixels, exportable.labels)
         self.serving_default = tf.function(
-            serving_default,
+            self._serve_images,
             autograph=False,
             input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name="images")],
         )
         self.serving_bytes = tf.function(
-            serving_bytes, autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")]
+            self._serve_bytes, autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")]
         )
 
     def signatures(self) -> dict:
         return {"serving_default": self.serving_default, "serving_bytes": self.serving_bytes}
+
+    def _predict(self, images) -> dict:
+        # An empty batch skips the model: TensorFlow's oneDNN convolutions reject batch 0.
+        served, classes = self._served, len(self._served.labels)
+        probabilities = tf.cond(
+            tf.shape(images)[0] > 0,
+            lambda: tf.cast(served.model(images, training=False), tf.float32),
+            lambda: tf.zeros([0, classes], tf.float32),
+        )
+        top = tf.math.top_k(probabilities, k=min(TOP_K, classes))
+        return {
+            "probabilities": probabilities,
+            "top_k_ids": top.indices,
+            "top_k_probabilities": top.values,
+            "top_k_labels": tf.gather(tf.constant(served.labels, dtype=tf.string), top.indices),
+        }
+
+    def _serve_images(self, images) -> dict:
+        """serving_default: float32 RGB in [0, 255] of any size, checked, resized to the model's."""
+        images = _checked_finite(_checked_image_batch(_hide_static_shape(images)))
+        size, shape = self._served.size, tf.shape(images)
+        same = tf.logical_and(tf.equal(shape[1], size), tf.equal(shape[2], size))
+        resized = tf.cond(
+            same,
+            lambda: images,
+            lambda: tf.clip_by_value(
+                tf.image.resize(images, [size, size], method="bicubic", antialias=True), 0.0, 255.0
+            ),
+        )
+        return self._predict(tf.ensure_shape(resized, [None, size, size, 3]))
+
+    def _serve_bytes(self, image_bytes) -> dict:
+        """serving_bytes: a vector of encoded images, decoded and preprocessed as at evaluation."""
+        shape = tf.shape(image_bytes := _hide_static_shape(image_bytes))
+        check = assert_with_message(
+            tf.equal(tf.size(shape), 1),
+            "serving_bytes: `image_bytes` must be a string vector [batch] of encoded images; received shape {}",
+            [shape],
+        )
+        with tf.control_dependencies([check]):
+            image_bytes = tf.ensure_shape(tf.identity(image_bytes), [None])
+        served, size = self._served, self._served.size
+        images = tf.map_fn(
+            lambda args: decode_and_preprocess(args[0], args[1], size, served.crop_pct, served.max_pixels),
+            (image_bytes, tf.range(tf.shape(image_bytes)[0])),
+            fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32),
+        )
+        return self._predict(tf.ensure_shape(images, [None, size, size, 3]))
+
+
+def _checked_image_batch(images):
+    """`images` once a [batch, height, width, 3] shape with height and width >= 1 is asserted."""
+    shape = tf.shape(images)
+    padded = tf.concat([shape, tf.zeros([4], tf.int32)], 0)
+    valid = tf.logical_and(
+        tf.equal(tf.size(shape), 4),
+        tf.reduce_all(tf.stack([padded[3] == 3, padded[1] > 0, padded[2] > 0])),
+    )
+    check = assert_with_message(
+        valid,
+        "serving_default: `images` must be float32 [batch, height, width, 3] (RGB in [0, 255], "
+        "height and width >= 1); received shape {}",
+        [shape],
+    )
+    with tf.control_dependencies([check]):
+        return tf.ensure_shape(tf.identity(images), [None, None, None, 3])
+
+
+def _checked_finite(images):
+    """`images` once every value is asserted finite.
+
+    A NaN or infinite pixel would come out as the probabilities of a black image (the resize and the
+    ReLUs turn it into zeros), a wrong answer that looks right. Checked after the shape check, which it
+    depends on: a tensor of another rank gets the shape message.
+    """
+    finite = assert_with_message(
+        tf.reduce_all(tf.math.is_finite(images)),
+        "serving_default: `images` must hold finite values (RGB in [0, 255]); received {} NaN or infinite value(s)",
+        [tf.size(images) - tf.math.count_nonzero(tf.math.is_finite(images), dtype=tf.int32)],
+    )
+    with tf.control_dependencies([finite]):
+        return tf.identity(images)
 
 
 def _hide_static_shape(tensor):

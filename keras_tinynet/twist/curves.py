@@ -1,7 +1,7 @@
 """Step 4 of the paper's search: r(c), d(c) (and w(c)) fitted over the best trials of each budget ratio c, and
 the curves file that carries them to `tiny_formula(..., curves=PATH)`, the builders and `--curves PATH`.
 
-The fit is `formula.GaussianProcess` over log c, anchored at the base (c = 1: r = d = w = 1), as the package
+The fit is `gaussian_process.GaussianProcess` over log c, anchored at the base (c = 1: r = d = w = 1), as the package
 fits the published TinyNet points. The file (JSON, versioned, written atomically) holds the points the fit
 used, every trial they were chosen from, the base, the dataset, the budget kind, and for latency the machine,
 runtime, threads and batch size it was measured with; loading refits from the points (deterministic), so the
@@ -20,13 +20,15 @@ import warnings
 
 import numpy as np
 
-from keras_tinynet.formula import MAX_RATIO, MIN_RATIO, GaussianProcess, TinyConfig, twist_to_budget
+from keras_tinynet.gaussian_process import GaussianProcess
 from keras_tinynet.twist.sampling import Base
 
 FORMAT = "keras_tinynet.twist.curves"
 VERSION = 1
 KINDS = ("flops", "latency_ms")
 KNOBS = ("resolution", "depth", "width")
+# The curves are used from a fifth of the smallest ratio a search fitted up to 1.5x the base's cost.
+EXTRAPOLATION_BELOW, MAX_RATIO = 5.0, 1.5
 _REQUIRED = ("format", "version", "base", "budget_kind", "base_cost", "points", "trials")
 
 
@@ -77,11 +79,12 @@ class Curves:
         if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not budget > 0:
             raise ValueError(f"`{argument}` must be a positive number; received {argument}={budget!r}.")
         ratio = budget / self.base_cost
-        if not MIN_RATIO <= ratio <= MAX_RATIO:
+        low = min(p["ratio"] for p in self.points) / EXTRAPOLATION_BELOW
+        if not low <= ratio <= MAX_RATIO:
             raise ValueError(
                 f"`{argument}`={budget:g} is {ratio:.3g}x the cost of the curves' base {self.base.name} "
-                f"({self.base_cost:g} {unit}); the curves cover {MIN_RATIO * self.base_cost:g} to "
-                f"{MAX_RATIO * self.base_cost:g} {unit} (curves={self.path!r})."
+                f"({self.base_cost:g} {unit}); the curves cover {low * self.base_cost:.4g} to "
+                f"{MAX_RATIO * self.base_cost:.4g} {unit} (curves={self.path!r})."
             )
         return ratio
 
@@ -92,18 +95,16 @@ class Curves:
                 f"this builder twists the {family} family: pass curves of a {family} base."
             )
 
-    def flops_config(self, flops=None, *, ratio=None, family: str | None = None, name=None) -> TinyConfig:
-        """The tiny formula with these curves: r and d from the fit, w solved on the FLOPs counter."""
+    def flops_knobs(self, flops=None, ratio=None) -> tuple[float, float, float]:
+        """(budget, resolution, depth) for the tiny formula with these curves: the FLOPs budget, and r and d from
+        the fit as multipliers of the base's architecture (its width is then solved on the FLOPs counter)."""
         self._check_kind("flops", "flops")
-        if family is not None:
-            self.check_family(family)
         if (flops is None) == (ratio is None):
             raise ValueError(f"Pass exactly one of `flops` and `ratio`; received flops={flops!r}, ratio={ratio!r}.")
         ratio = self._ratio(flops, "flops") if flops is not None else self._ratio(ratio * self.base_cost, "ratio")
         knobs = self(ratio)
-        architecture = self.base.architecture
-        resolution = self.base.size_at(knobs["resolution"]) / architecture.default_size
-        return twist_to_budget(architecture, ratio * self.base_cost, resolution, self.base.depth * knobs["depth"], name)
+        resolution = self.base.size_at(knobs["resolution"]) / self.base.architecture.default_size
+        return ratio * self.base_cost, resolution, self.base.depth * knobs["depth"]
 
     def latency_spec(self, latency_ms: float, family: str | None = None, name: str | None = None):
         """The network these latency curves give for `latency_ms`: r, d and w all from the fit (measuring
@@ -133,7 +134,7 @@ class Curves:
     def to_dict(self) -> dict:
         from keras_tinynet import __version__
 
-        ratios = np.geomspace(MIN_RATIO, min(1.0, MAX_RATIO), 12)
+        ratios = np.geomspace(min(p["ratio"] for p in self.points) / EXTRAPOLATION_BELOW, 1.0, 12)
         fitted = self.band(ratios)
         return {
             "format": FORMAT,
@@ -161,7 +162,7 @@ class Curves:
 
 
 def _machine() -> dict:
-    from keras_tinynet.latency import machine
+    from keras_tinynet.machine import machine
 
     return machine()
 

@@ -15,7 +15,7 @@ import math
 import os
 import time
 
-from keras_tinynet.latency import machine
+from keras_tinynet.machine import machine
 from keras_tinynet.twist import costs
 from keras_tinynet.twist.sampling import Base, Candidate, reach, resolve_base, sample
 from keras_tinynet.twist.trials import TRAIN_FIELDS, run_trial

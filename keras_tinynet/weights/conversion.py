@@ -1,4 +1,7 @@
-"""Converting timm GhostNet and TinyNet checkpoints into Keras `.weights.h5` files (behind scripts/convert_weights.py).
+"""Published checkpoints in this package's layer names: timm GhostNet and TinyNet state dicts (and kcam `.h5`).
+
+This module maps and checks; it never builds a model. `keras_tinynet.convert.convert_checkpoint` builds
+the Keras model, has it filled from `weights_from_timm`, compares it with timm and writes it.
 
 Sources:
 - a `.safetensors` file, read with safetensors' numpy API: torch is not imported;
@@ -7,10 +10,8 @@ Sources:
 - `timm:<model name>` (e.g. `timm:ghostnet_100.in1k`): `timm.create_model(pretrained=True)`, which
   downloads from the Hugging Face Hub (needs the internet, or timm's cache).
 
-After converting, where torch and timm are installed (`parity="auto"`), the timm model with the same
-weights and the Keras model run on the same random images; a file whose logits differ by more than
-1e-4 is never written. The file is written atomically (a temporary file in the same folder, then
-`os.replace`), and `convert_checkpoint` returns its sha256 and the registry entry for it.
+`parity_difference` runs the timm model with the same weights and the Keras model on the same random
+images; `read_source` reads a `weights=` source file (timm `.safetensors`, kcam `.h5`) into layer names.
 
 Import order matters on this stack: importing timm (torchvision) after TensorFlow crashes the
 process. This module imports Keras only inside functions, and imports torch/timm before Keras.
@@ -18,7 +19,6 @@ process. This module imports Keras only inside functions, and imports torch/timm
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 import os
 import re
@@ -27,10 +27,19 @@ import urllib.parse
 
 import numpy as np
 
-from keras_tinynet.files import file_hash, staged_file
+from keras_tinynet.files import file_hash
 from keras_tinynet.presets import PRESETS, get_spec
 from keras_tinynet.spec import IMAGENET_PREPROCESSING
+from keras_tinynet.weights import kcam_mapping
 from keras_tinynet.weights import registry as registry_lib
+from keras_tinynet.weights.formats import (
+    CheckpointError,
+    first_line,
+    read_legacy_file,
+    read_pth,
+    read_safetensors,
+    unwrap_state_dict,
+)
 from keras_tinynet.weights.timm_mapping import from_timm_state_dict
 
 TIMM_PREFIX = "timm:"
@@ -43,23 +52,8 @@ PARITY_TOLERANCE = 1e-4
 PTH_SUFFIXES = (".pth", ".pt")
 
 
-class CheckpointError(ValueError):
-    """A checkpoint that is refused or does not fit the requested variant."""
-
-
 class ParityError(RuntimeError):
     """The converted Keras model and the timm model disagree."""
-
-
-@dataclasses.dataclass(frozen=True)
-class ConversionResult:
-    path: str
-    sha256: str
-    size: int
-    variant: str
-    include_top: bool
-    entry: dict  # {variant: {"imagenet" or "imagenet_notop": registry entry}}
-    parity_diff: float | None  # max |difference| of logits (features without the top), None if skipped
 
 
 def parse_source(source: str) -> tuple[str, str]:
@@ -87,42 +81,9 @@ def parse_source(source: str) -> tuple[str, str]:
     return kind, source
 
 
-def read_safetensors(path: str) -> dict[str, np.ndarray]:
-    """Reads a .safetensors checkpoint into numpy arrays (no torch)."""
-    try:
-        from safetensors.numpy import load_file
-    except ImportError:
-        raise ImportError(
-            "Reading .safetensors checkpoints needs the `safetensors` package: pip install safetensors"
-        ) from None
-    try:
-        return load_file(path)
-    except Exception as error:  # safetensors raises its own SafetensorError (and others for bf16)
-        raise CheckpointError(f"Could not read the safetensors checkpoint `source`={path!r}: {error}") from None
-
-
-def read_pth(path: str) -> dict:
-    """Reads a .pth checkpoint with `torch.load(weights_only=True)` only; refuses pickled objects."""
-    try:
-        import torch
-    except ImportError:
-        raise ImportError(
-            "Reading .pth checkpoints needs torch (pip install torch); a .safetensors file does not."
-        ) from None
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # pickle.UnpicklingError for forbidden objects, RuntimeError for bad files
-        raise CheckpointError(
-            f"Refused to load `source`={path!r}: torch.load(weights_only=True) rejected it, so it holds "
-            "something other than tensors and plain containers (a pickled object or code), or is not a "
-            f"torch checkpoint. Only state dicts of tensors are accepted. torch said: {_first_line(error)}"
-        ) from None
-    return _tensors_to_numpy(_unwrap(obj, path), path)
-
-
 def load_timm_pretrained(name: str):
     """`timm.create_model(name, pretrained=True)`: (model in eval mode, its numpy state dict, pretrained cfg)."""
-    timm = _import_timm()
+    timm = import_timm()
     architecture = name.split(".")[0]
     if architecture not in TIMM_MODELS.values() or not timm.is_model(architecture):
         allowed = [pretrained for model in TIMM_MODELS.values() for pretrained in timm.list_pretrained(f"{model}.*")]
@@ -135,7 +96,7 @@ def load_timm_pretrained(name: str):
     except Exception as error:
         raise OSError(
             f"Could not load the pretrained timm model `source`='timm:{name}': {type(error).__name__}: "
-            f"{_first_line(error).rstrip('.')}. timm downloads checkpoints from the Hugging Face Hub, which needs the "
+            f"{first_line(error).rstrip('.')}. timm downloads checkpoints from the Hugging Face Hub, which needs the "
             "internet (or timm's cache under $HF_HOME). On an offline machine, download the checkpoint "
             "elsewhere (e.g. model.safetensors of the Hub repository timm/" + name + ") and pass that file "
             "as the source."
@@ -147,7 +108,7 @@ def load_timm_pretrained(name: str):
 
 def normalize_state_dict(state_dict: dict, source: str) -> dict[str, np.ndarray]:
     """Checks a timm GhostNet (v1) state dict: drops thop counters and a DataParallel `module.` prefix."""
-    state_dict = _unwrap(state_dict, source)
+    state_dict = unwrap_state_dict(state_dict, source)
     if state_dict and all(key.startswith("module.") for key in state_dict):
         state_dict = {key[len("module.") :]: value for key, value in state_dict.items()}
     state_dict = {k: v for k, v in state_dict.items() if not k.endswith(("total_ops", "total_params"))}
@@ -165,23 +126,6 @@ def normalize_state_dict(state_dict: dict, source: str) -> dict[str, np.ndarray]
     return state_dict
 
 
-def keras_model_from_state_dict(state_dict: dict[str, np.ndarray], variant: str, include_top: bool, source: str):
-    """Builds `variant` (logits, no softmax) and fills it from the state dict; every tensor must be used."""
-    from keras_tinynet import models
-    from keras_tinynet.weights.loading import assign_by_name
-
-    classifier = state_dict.get("classifier.weight")
-    if include_top and classifier is None:
-        raise CheckpointError(
-            f"`source`={source!r} has no classifier ('classifier.weight'); convert it with include_top=False."
-        )
-    weights = weights_from_timm(state_dict, f"`source`={source!r}")
-    classes = int(classifier.shape[0]) if classifier is not None else 1000
-    model = models.VARIANTS[variant](include_top=include_top, classes=classes, classifier_activation=None)
-    assign_by_name(model, weights, source=f"`source`={source!r} (as `variant`={variant!r})")
-    return model
-
-
 def weights_from_timm(state_dict: dict[str, np.ndarray], source: str) -> dict[str, list[np.ndarray]]:
     """Maps a normalized timm GhostNet state dict by layer name; refuses tensors a GhostNet does not have."""
     used = _RecordingDict(state_dict)
@@ -197,7 +141,7 @@ def weights_from_timm(state_dict: dict[str, np.ndarray], source: str) -> dict[st
 
 def timm_reference(variant: str, state_dict: dict[str, np.ndarray]):
     """timm's model of `variant` (TIMM_MODELS) holding the same state dict, in eval mode."""
-    timm = _import_timm()
+    timm = import_timm()
     import torch
 
     classifier = state_dict.get("classifier.weight")
@@ -240,21 +184,6 @@ def parity_difference(keras_model, reference, variant: str, include_top: bool, b
     return float(np.max(np.abs(actual - expected)))
 
 
-def write_weights_atomically(model, output: str) -> str:
-    """Saves `model`'s weights to `output` (*.weights.h5) through a staged file, checked before it is renamed."""
-    from keras_tinynet.weights.loading import read_weights
-
-    output = os.path.abspath(output)
-    with staged_file(output, suffix=".weights.h5") as temporary:  # Keras writes only *.weights.h5 names
-        model.save_weights(temporary)
-        written = read_weights(temporary, model)  # read back before publishing it
-        for layer in model.layers:
-            for variable, array in zip(layer.weights, written.get(layer.name, [])):
-                if not np.array_equal(np.asarray(variable.numpy()), array):
-                    raise OSError(f"Writing {output!r} failed: layer {layer.name!r} did not read back equal.")
-    return output
-
-
 def registry_entry(
     path: str, variant: str, include_top: bool, source: str, license: str, top1: float | None, base_url: str | None
 ) -> dict:
@@ -276,76 +205,12 @@ def registry_entry(
     return {variant: {tag: entry}}
 
 
-def convert_checkpoint(
-    source: str,
-    variant: str,
-    output: str,
-    *,
-    include_top: bool = True,
-    parity: str = "auto",
-    base_url: str | None = None,
-    license: str | None = None,
-    top1: float | None = None,
-    overwrite: bool = False,
-) -> ConversionResult:
-    """Converts a timm GhostNet or TinyNet checkpoint into `output` (*.weights.h5) for `variant`.
-
-    Args:
-        source: a .safetensors file, a .pth/.pt file, or "timm:<model name>".
-        variant: one of TIMM_MODELS (timm's GhostNet widths and TinyNet-A..E; GhostNet-A..D have no timm model).
-        output: the file to write; must end with ".weights.h5" (Keras 3 writes no other name).
-        include_top: write the file for the model with (True) or without (False) conv_head and classifier.
-        parity: "auto" (check against timm where torch and timm are installed), "require" or "skip".
-        base_url: where the file will be published; the entry's url is `<base_url>/<file>` (else null).
-        license, top1: for the entry; default to timm's license and published top-1 for "timm:" sources.
-        overwrite: replace an existing `output`.
-    """
-    _check_arguments(variant, output, parity, base_url, top1, overwrite)
-    kind, value = parse_source(source)
-    run_parity = parity == "require" or (parity == "auto" and parity_available())
-    if parity == "require" and not parity_available():
-        raise ImportError("`parity`='require' needs torch and timm installed (pip install torch timm).")
-    if run_parity or kind == "timm":
-        _import_timm()  # before Keras (see the module docstring)
-
-    if kind == "timm" and value.split(".")[0] != TIMM_MODELS.get(variant):
-        raise ValueError(f"`source`={source!r} is timm's {value.split('.')[0]}, not `variant`={variant!r}.")
-    reference = None
-    if kind == "timm":
-        reference, state_dict, cfg = load_timm_pretrained(value)
-        full_name = f"{cfg.get('architecture', value.split('.')[0])}.{cfg['tag']}" if cfg.get("tag") else value
-        description = f"timm:{full_name}"
-        license = license or cfg.get("license")
-        top1 = top1 if top1 is not None else PUBLISHED_TOP1.get(full_name)
-    else:
-        state_dict = read_safetensors(value) if kind == "safetensors" else read_pth(value)
-        description = f"{os.path.basename(value)} (sha256 {file_hash(value)})"
-    state_dict = normalize_state_dict(state_dict, source)
-    model = keras_model_from_state_dict(state_dict, variant, include_top, source)
-
-    difference = None
-    if run_parity:
-        if reference is None:
-            reference = timm_reference(variant, state_dict)
-        difference = parity_difference(model, reference, variant, include_top)
-        if not difference <= PARITY_TOLERANCE:
-            what = "logits" if include_top else "features"
-            raise ParityError(
-                f"Refusing to write {output!r}: the Keras {variant} and timm's model with the same weights "
-                f"from `source`={source!r} differ by {difference:.3g} in their {what} (tolerance "
-                f"{PARITY_TOLERANCE:g}). The checkpoint or the mapping does not fit `variant`={variant!r}."
-            )
-    path = write_weights_atomically(model, output)
-    entry = registry_entry(path, variant, include_top, description, license or "unknown", top1, base_url)
-    (data,) = entry[variant].values()
-    return ConversionResult(path, data["hash"], data["size"], variant, include_top, entry, difference)
-
-
 def parity_available() -> bool:
     return all(importlib.util.find_spec(name) is not None for name in ("torch", "timm"))
 
 
-def _check_arguments(variant, output, parity, base_url, top1, overwrite) -> None:
+def check_conversion_arguments(variant, output, parity, base_url, top1, overwrite) -> None:
+    """Refuses bad `convert_checkpoint` arguments before anything is read or built."""
     if variant not in TIMM_MODELS:
         others = (
             " GhostNet-A..D have no timm architecture and no public checkpoint; train them with scripts/train.py."
@@ -376,7 +241,7 @@ def _check_arguments(variant, output, parity, base_url, top1, overwrite) -> None
         raise ValueError(f"`top1` must be a percentage in (0, 100]; received top1={top1!r}.")
 
 
-def _import_timm():
+def import_timm():
     if "timm" not in sys.modules and "tensorflow" in sys.modules:
         raise RuntimeError(
             "timm must be imported before TensorFlow/Keras in one process (importing it afterwards crashes "
@@ -387,30 +252,6 @@ def _import_timm():
     except ImportError:
         raise ImportError("This needs timm and torch: pip install torch timm") from None
     return timm
-
-
-def _unwrap(obj, source: str) -> dict:
-    if not isinstance(obj, dict):
-        raise CheckpointError(f"`source`={source!r} holds a {type(obj).__name__}, not a state dict.")
-    if "conv_stem.weight" not in obj:
-        for key in ("state_dict", "model", "model_state_dict"):
-            if isinstance(obj.get(key), dict):
-                return obj[key]
-    return obj
-
-
-def _tensors_to_numpy(state_dict: dict, source: str) -> dict[str, np.ndarray]:
-    import torch
-
-    arrays = {}
-    for key, value in state_dict.items():
-        if not isinstance(value, torch.Tensor):
-            raise CheckpointError(
-                f"`source`={source!r}: state dict entry {key!r} is a {type(value).__name__}, not a tensor."
-            )
-        value = value.detach().cpu()
-        arrays[key] = (value.float() if value.is_floating_point() else value).numpy()
-    return arrays
 
 
 class _RecordingDict(dict):
@@ -425,10 +266,26 @@ class _RecordingDict(dict):
         return super().__getitem__(key)
 
 
-def _first_line(error: BaseException) -> str:
-    """The informative line of an error (torch's weights_only refusal puts it after a preamble)."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    for line in lines:
-        if "WeightsUnpickler error" in line or "Unsupported global" in line:
-            return line
-    return lines[0] if lines else type(error).__name__
+def detect_format(path: str) -> str | None:
+    """The source format of a `weights=` path, None for a file of this package (.weights.h5, .keras, own .h5)."""
+    if path.endswith(registry_lib.SOURCE_FORMATS["timm_safetensors"]):
+        return "timm_safetensors"
+    if path.endswith(".h5") and not path.endswith(".weights.h5") and kcam_mapping.is_kcam(read_legacy_file(path)):
+        return "kcam_h5"
+    return None
+
+
+def read_source(path: str, source_format: str, source: str) -> dict[str, list[np.ndarray]]:
+    """Reads a published source checkpoint into this package's layer names; `source` names it in errors."""
+    if source_format == "timm_safetensors":
+        return weights_from_timm(normalize_state_dict(read_safetensors(path), path), source)
+    if source_format == "kcam_h5":
+        return kcam_mapping.from_kcam_weights(read_legacy_file(path), source)
+    raise ValueError(
+        f"`source_format` must be one of {tuple(registry_lib.SOURCE_FORMATS)}; received {source_format!r}."
+    )
+
+
+def read_state_dict(kind: str, value: str) -> dict[str, np.ndarray]:
+    """The state dict of a parsed `source` file ("safetensors" or "pth", see `parse_source`)."""
+    return read_safetensors(value) if kind == "safetensors" else read_pth(value)

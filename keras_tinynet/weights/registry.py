@@ -40,7 +40,7 @@ from importlib import resources
 
 from keras_tinynet.files import file_hash
 from keras_tinynet.presets import PRESETS
-from keras_tinynet.spec import IMAGENET_PREPROCESSING, Preprocessing
+from keras_tinynet.spec import IMAGENET_PREPROCESSING, INTERPOLATIONS, Preprocessing
 from keras_tinynet.weights.download import HASH_ALGORITHMS, DownloadError, download, is_regular_file
 
 REGISTRY_ENV = "KERAS_TINYNET_WEIGHTS_REGISTRY"
@@ -48,13 +48,12 @@ MIRROR_ENV = "KERAS_TINYNET_WEIGHTS_URL"
 FORMAT = 2
 CACHE_SUBDIR = os.path.join("models", "keras_tinynet")
 URL_SCHEMES = ("http", "https", "file", "ftp")
-# How a source file is read and which names it uses (keras_tinynet.weights.sources converts each).
+# How a source file is read and which names it uses (keras_tinynet.weights.conversion reads each).
 SOURCE_FORMATS = {
     "timm_safetensors": ".safetensors",  # a timm state dict
     "kcam_h5": ".h5",  # a keras_cv_attention_models Keras 2 file
     "keras_weights_h5": ".weights.h5",  # this package's own layer names
 }
-INTERPOLATIONS = ("bicubic", "bilinear")
 # No ImageNet checkpoint of these was ever published (the paper released none; timm has none).
 NEVER_PUBLISHED = tuple(name for name in ("ghostnet_a", "ghostnet_b", "ghostnet_c", "ghostnet_d") if name in PRESETS)
 
