@@ -38,6 +38,8 @@ setup(
         "parity": [*other_implementations, "torchvision==0.29.1", "safetensors", "scikit-image"],
         "hub": ["tensorflow-hub", "tf-keras", "setuptools<81"],  # tensorflow_hub imports pkg_resources
         "export": export,
+        # keras-tinynet twist: trials on Ray Tune, plots with matplotlib
+        "search": ["ray[tune]", "matplotlib"],
         # benchmarks/inference.py: every runtime (OpenVINO too), and tf-keras for keras-cv-attention-models
         "bench": ["matplotlib", "openvino", "onnx", "tf-keras", *export, *other_implementations],
     },

@@ -9,7 +9,7 @@ import keras
 
 from keras_tinynet.network import build_graph
 from keras_tinynet.spec import MIN_SIZE, NetworkSpec
-from keras_tinynet.spec_resolver import model_name, resolve_activation, resolve_spec
+from keras_tinynet.spec_resolver import model_name, resolve_activation, resolve_build_spec
 from keras_tinynet.weights.resolver import TAG, check_registered, check_weights, load_weights_argument
 
 FLOAT_POLICIES = ("float32", "float16", "bfloat16", "float64", "mixed_float16", "mixed_bfloat16")
@@ -20,6 +20,8 @@ def build(
     *,
     flops: float | None = None,
     base: str = "ghostnet_a",
+    latency_ms: float | None = None,
+    curves=None,
     include_top: bool = True,
     weights: str | None = None,
     input_tensor=None,
@@ -34,12 +36,10 @@ def build(
     dtype=None,
     name: str | None = None,
 ) -> keras.Model:
-    """The one builder of every network: a `spec` (a NetworkSpec, a preset name or a spec dict), or a
-    `flops` budget for the tiny formula on the `base` architecture. `activation` None is the spec's own.
-    """
-    if (spec is None) == (flops is None):
-        raise ValueError(f"Pass exactly one of `spec` and `flops`; received spec={spec!r}, flops={flops!r}.")
-    spec = resolve_spec(spec=spec) if flops is None else resolve_spec(flops=flops, base=base)
+    """The one builder of every network: a `spec` (a NetworkSpec, a preset name or a spec dict), a `flops` budget
+    for the tiny formula on `base` (with a twist search's `curves` if given), or a `latency_ms` budget with the
+    `curves` of a latency search. `activation` None is the spec's own."""
+    spec = resolve_build_spec(spec, flops, latency_ms, curves, base)
     activation = resolve_activation(spec, activation)
     check_arguments(
         pooling=pooling,

@@ -18,6 +18,7 @@ import math
 import numpy as np
 
 from keras_tinynet.counting import Counts, count
+from keras_tinynet.gaussian_process import GaussianProcess
 from keras_tinynet.presets import ARCHITECTURES, TINYNET_GHOSTNET
 from keras_tinynet.spec import Architecture, NetworkSpec, scale
 
@@ -35,49 +36,6 @@ MIN_RATIO, MAX_RATIO = 0.02, 1.5
 _WIDTH_BOUNDS = (0.05, 4.0)
 _SIZE_SEARCH = 8  # pixels either side of the fitted image size
 _TOLERANCE = 0.005  # relative FLOPs error that stops the size search
-
-
-class GaussianProcess:
-    """1-D Gaussian-process regression with a linear mean and an RBF kernel, in plain numpy.
-
-    The linear mean (least squares) makes extrapolation follow the trend instead of falling back
-    to a constant; the RBF kernel with per-point noise models what is left. The kernel's length
-    scale, signal and noise levels maximize the log marginal likelihood over a fixed grid, so the
-    fit is deterministic. Points with `exact=True` get no noise: the fit passes through them.
-    """
-
-    LENGTH_SCALES = np.geomspace(0.3, 5.0, 25)
-    SIGNAL_STDS = np.geomspace(0.01, 0.5, 20)
-    NOISE_STDS = np.geomspace(0.003, 0.2, 20)
-
-    def __init__(self, x, y, exact=None):
-        self.x = np.asarray(x, dtype=np.float64)
-        y = np.asarray(y, dtype=np.float64)
-        exact = np.zeros(len(self.x), bool) if exact is None else np.asarray(exact, bool)
-        design = np.stack([np.ones_like(self.x), self.x], axis=1)
-        self.coef = np.linalg.lstsq(design, y, rcond=None)[0]
-        residual = y - design @ self.coef
-        best = None
-        for length in self.LENGTH_SCALES:
-            for signal in self.SIGNAL_STDS:
-                for noise in self.NOISE_STDS:
-                    cov = self._kernel(self.x, self.x, length, signal)
-                    cov += np.diag(np.where(exact, 1e-10, noise**2))
-                    chol = np.linalg.cholesky(cov)
-                    alpha = np.linalg.solve(chol.T, np.linalg.solve(chol, residual))
-                    log_likelihood = -0.5 * residual @ alpha - np.log(np.diag(chol)).sum()
-                    if best is None or log_likelihood > best[0]:
-                        best = (log_likelihood, length, signal, alpha)
-        _, self.length_scale, self.signal_std, self.alpha = best
-
-    @staticmethod
-    def _kernel(a, b, length, signal):
-        return signal**2 * np.exp(-0.5 * ((a[:, None] - b[None, :]) / length) ** 2)
-
-    def __call__(self, x) -> np.ndarray:
-        x = np.atleast_1d(np.asarray(x, dtype=np.float64))
-        mean = self.coef[0] + self.coef[1] * x
-        return mean + self._kernel(x, self.x, self.length_scale, self.signal_std) @ self.alpha
 
 
 @functools.cache
@@ -127,6 +85,7 @@ def tiny_formula(
     ratio: float | None = None,
     base: str = TINYNET_GHOSTNET.name,
     name: str | None = None,
+    curves=None,
 ) -> TinyConfig:
     """Twists the `base` architecture to a FLOPs budget: absolute `flops`, or `ratio` of the base's FLOPs.
 
@@ -134,9 +93,18 @@ def tiny_formula(
     network's FLOPs (at its own image size) land as close to the budget as the channel rounding
     allows. Example: `tiny_formula(200e6).spec` is a 200M-FLOPs GhostNet,
     `tiny_formula(200e6, base="efficientnet_b0").spec` a 200M-FLOPs TinyNet.
+    `curves` (the path of a `keras-tinynet twist` curves file) replaces the published curves and their base
+    by the ones a search fitted; `base` must then be of the same family.
     """
     if base not in ARCHITECTURES:
         raise ValueError(f"`base` must be one of {', '.join(ARCHITECTURES)}; received base={base!r}.")
+    if curves is not None:
+        from keras_tinynet.twist.curves import load_curves  # imported when used: the twist is optional
+
+        fitted = load_curves(curves)
+        fitted.check_family(ARCHITECTURES[base].family)
+        budget, resolution, depth = fitted.flops_knobs(flops, ratio)
+        return twist_to_budget(fitted.base.architecture, budget, resolution, depth, name)
     architecture = ARCHITECTURES[base]
     full = base_flops(architecture)
     if (flops is None) == (ratio is None):
@@ -154,6 +122,14 @@ def tiny_formula(
         )
     budget = ratio * full
     resolution, depth = resolution_and_depth(ratio)
+    return twist_to_budget(architecture, budget, resolution, depth, name)
+
+
+def twist_to_budget(
+    architecture: Architecture, budget: float, resolution: float, depth: float, name: str | None = None
+) -> TinyConfig:
+    """The network at the fitted `resolution` and `depth` (multipliers of `architecture`) whose width makes its
+    FLOPs land on `budget`."""
     name = name or f"{architecture.family}_tiny_{budget / 1e6:.0f}m"
     fitted_size = max(32, round(architecture.default_size * resolution))
     # Channel rounding makes FLOPs a step function of width; trying the image sizes next to the

@@ -23,12 +23,13 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import os
-import platform
 import tempfile
 import time
 from collections.abc import Callable
 
 import numpy as np
+
+from keras_tinynet.machine import machine  # re-exported: what a latency depends on beyond the model
 
 
 def time_calls(call: Callable[[], object], seconds: float, min_runs: int, warmup: int) -> list[float]:
@@ -41,21 +42,6 @@ def time_calls(call: Callable[[], object], seconds: float, min_runs: int, warmup
         call()
         latencies.append((time.perf_counter() - start) * 1e3)
     return latencies
-
-
-def machine() -> dict:
-    """What a latency depends on beyond the model: the CPU model, its cores and those this process may use."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as handle:
-            cpu = next(line.split(":", 1)[1].strip() for line in handle if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    try:
-        affinity = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        affinity = os.cpu_count() or 1
-    return {"cpu": cpu, "cores": os.cpu_count(), "affinity": affinity, "platform": platform.platform()}
 
 
 def _tf_function(model, images: np.ndarray, jit_compile: bool = False):

@@ -27,7 +27,9 @@ def GhostNet(spec: NetworkSpec | str | dict | None = None, *, flops: float | Non
     """Builds a GhostNet from a `spec` (a NetworkSpec, a preset name or a spec dict) or a `flops` budget.
 
     `GhostNet(flops=200e6)` runs the tiny formula on GhostNet-A and builds a 200M-FLOPs GhostNet at the
-    image size it chose. All other arguments are those of `build` and the variant builders (see `GhostNetA`).
+    image size it chose. `GhostNet(flops=200e6, curves="curves.json")` uses the curves a `keras-tinynet twist`
+    search fitted instead, and `GhostNet(latency_ms=1.0, curves="curves.json")` those of a latency search.
+    All other arguments are those of `build` and the variant builders (see `GhostNetA`).
     """
     return build(spec, flops=flops, base="ghostnet_a", **kwargs)
 
@@ -35,7 +37,8 @@ def GhostNet(spec: NetworkSpec | str | dict | None = None, *, flops: float | Non
 def TinyNet(spec: NetworkSpec | str | dict | None = None, *, flops: float | None = None, **kwargs) -> keras.Model:
     """Builds a TinyNet from a `spec` or a `flops` budget: the tiny formula on EfficientNet-B0, as in the paper.
 
-    `TinyNet(flops=100e6)` is a 100M-FLOPs TinyNet; other arguments as `build` and `TinyNetA`.
+    `TinyNet(flops=100e6)` is a 100M-FLOPs TinyNet; `curves=` and `latency_ms=` as in `GhostNet`; other
+    arguments as `build` and `TinyNetA`.
     """
     return build(spec, flops=flops, base="efficientnet_b0", **kwargs)
 

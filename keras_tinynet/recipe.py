@@ -35,6 +35,10 @@ class TrainConfig:
     flops: float | None = _option(
         None, "Train the network the tiny formula builds for this FLOPs budget (e.g. 200M) instead of --model."
     )
+    spec: str | None = _option(None, "Train the NetworkSpec of this JSON file (NetworkSpec.to_dict()), not --model.")
+    curves: str | None = _option(
+        None, "With --flops: a `keras-tinynet twist` curves file whose fitted r(c), d(c) replace the published ones."
+    )
     activation: str | None = _option(
         None, "Default: the model's own (GhostNet relu, TinyNet swish); hard_swish for the paper's '+ HSwish' rows."
     )
@@ -165,9 +169,16 @@ def _slug(text: str) -> str:
 
 
 def spec_of(config: TrainConfig):
-    """The NetworkSpec the run trains: the preset, or the tiny formula on its family for `flops`."""
+    """The NetworkSpec the run trains: a `spec` file, the tiny formula on the preset's family for `flops` (with
+    the `curves` of a twist search if given), or the preset."""
+    if config.spec is not None and config.flops is not None:
+        raise TrainingError(f"Pass one of `spec` and `flops`; received spec={config.spec!r}, flops={config.flops!r}.")
+    if config.curves is not None and config.flops is None:
+        raise TrainingError(f"`curves`={config.curves!r} applies to a `flops` budget; pass flops too.")
+    if config.spec is not None:
+        return resolve_spec(spec=config.spec)
     if config.flops is not None:
-        return resolve_spec(flops=config.flops, base=PRESETS[config.model].architecture.name)
+        return resolve_spec(flops=config.flops, base=PRESETS[config.model].architecture.name, curves=config.curves)
     return resolve_spec(config.model)
 
 

@@ -38,6 +38,30 @@ def resolve_spec(
     return _read_spec(spec)
 
 
+def resolve_build_spec(spec, flops, latency_ms, curves, base: str) -> NetworkSpec:
+    """What a builder builds: a `spec`, a `flops` budget (with the `curves` of a twist search if given), or a
+    `latency_ms` budget (with the `curves` of a twist latency search, required)."""
+    given = {k: v for k, v in (("spec", spec), ("flops", flops), ("latency_ms", latency_ms)) if v is not None}
+    if len(given) != 1:
+        raise ValueError(
+            "Pass exactly one of `spec`, `flops` and `latency_ms`; received "
+            + (", ".join(f"{k}={v!r}" for k, v in given.items()) or "none of them")
+            + "."
+        )
+    if spec is not None:
+        if curves is not None:
+            raise ValueError(f"`curves`={curves!r} applies to a `flops` or `latency_ms` budget, not to a `spec`.")
+        return resolve_spec(spec=spec)
+    if latency_ms is None:
+        return resolve_spec(flops=flops, base=base, curves=curves)
+    if curves is None:
+        raise ValueError(f"`latency_ms`={latency_ms!r} needs `curves`: the curves file of a twist --latency_ms search.")
+    from keras_tinynet.presets import ARCHITECTURES
+    from keras_tinynet.twist.curves import load_curves  # the twist is optional: imported when used
+
+    return load_curves(curves).latency_spec(latency_ms, family=ARCHITECTURES[base].family)
+
+
 def spec_for_budget(flops: float, base: str, **formula_options) -> NetworkSpec:
     """The tiny formula's network for `flops` on `base` (the formula's errors name `flops` and its range)."""
     if isinstance(flops, bool) or not isinstance(flops, (int, float)) or not flops > 0:

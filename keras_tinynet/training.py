@@ -159,14 +159,15 @@ class EpochRecorder(keras.callbacks.Callback):
             )
 
 
-def train(config: TrainConfig, verbose: int | str = "auto") -> dict:
+def train(config: TrainConfig, verbose: int | str = "auto", callbacks: tuple = ()) -> dict:
     """Trains (or resumes) a run and returns its summary; writes everything under `config.model_dir`.
 
     The chief holds `<model_dir>/.lock` for the whole run, so a second run in the same directory stops at
-    once instead of interleaving checkpoints; under it, what killed runs left staged is removed first."""
+    once instead of interleaving checkpoints; under it, what killed runs left staged is removed first.
+    `callbacks`: more Keras callbacks for `fit` (the twist search reports each epoch to Ray Tune with one)."""
     config = resolve(config)
     if not worker_role()[0]:
-        return _train(config, verbose)
+        return _train(config, verbose, callbacks)
     os.makedirs(config.model_dir, exist_ok=True)
     lock = os.path.join(config.model_dir, ".lock")
     try:
@@ -177,7 +178,7 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> dict:
                 )  # a file in the way fails now, not after an epoch
                 for stale in files.remove_stale_staging(os.path.join(config.model_dir, directory)):
                     print(f"Removed {stale}, left by a run that was killed while writing it.")
-            return _train(config, verbose)
+            return _train(config, verbose, callbacks)
     except files.LockHeld as held:
         raise TrainingError(
             f"`model_dir`={config.model_dir!r} is in use by another training run (pid {held.holder}, lock {lock}); "
@@ -212,7 +213,7 @@ class _RunData:
     steps_per_epoch: int
 
 
-def _train(config: TrainConfig, verbose: int | str) -> dict:
+def _train(config: TrainConfig, verbose: int | str, extra_callbacks: tuple = ()) -> dict:
     started = time.time()
     strategy = make_strategy(config.strategy)
     with mixed_precision_policy(config.mixed_precision):
@@ -228,7 +229,8 @@ def _train(config: TrainConfig, verbose: int | str) -> dict:
         )
         with workaround:
             history, initial_epoch = _resume(config, strategy, model, checkpoints)
-            _fit(config, model, run_data, checkpoints if chief else None, history, initial_epoch, verbose)
+            chief_checkpoints = checkpoints if chief else None
+            _fit(config, model, run_data, chief_checkpoints, history, initial_epoch, verbose, extra_callbacks)
             final_metrics = dict(zip(["loss", "top1", "top5"], model.evaluate(run_data.eval, verbose=0)))
         export = _exported_copy(config, model, run_data.dataset.num_classes)
         outputs = _save_final(export, os.path.join(config.model_dir, "final")) if chief else {}
@@ -311,7 +313,7 @@ def _resume(config: TrainConfig, strategy, model: keras.Model, checkpoints: Chec
     return state["history"], state["epoch"]
 
 
-def _fit(config, model, run_data: _RunData, checkpoints, history: list, initial_epoch: int, verbose) -> None:
+def _fit(config, model, run_data: _RunData, checkpoints, history: list, initial_epoch: int, verbose, extra=()) -> None:
     """Trains to `config.epochs` (checkpointing each epoch where `checkpoints`), then swaps in the EMA weights."""
     recorder = EpochRecorder(
         checkpoints, history, run_data.steps_per_epoch * config.batch_size, dataclasses.asdict(config)
@@ -321,6 +323,7 @@ def _fit(config, model, run_data: _RunData, checkpoints, history: list, initial_
         callbacks.append(keras.callbacks.SwapEMAWeights())  # validation sees the EMA weights
     if checkpoints is not None:  # the chief
         callbacks.append(keras.callbacks.TensorBoard(os.path.join(config.model_dir, "logs")))
+    callbacks += list(extra)
     if initial_epoch < config.epochs:
         model.fit(
             run_data.train,

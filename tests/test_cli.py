@@ -15,12 +15,13 @@ from keras_tinynet.presets import PRESETS
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 # Flags that mean the same in every subcommand that takes them.
 SHARED = {
-    "train": ("--model", "--flops", "--activation", "--image_size", "--weights", "--output_dir"),
-    "evaluate": ("--model", "--flops", "--activation", "--image_size", "--weights"),
-    "export": ("--model", "--flops", "--spec", "--activation", "--image_size", "--weights", "--output_dir"),
+    "train": ("--model", "--flops", "--curves", "--activation", "--image_size", "--weights", "--output_dir"),
+    "evaluate": ("--model", "--flops", "--curves", "--activation", "--image_size", "--weights"),
+    "export": ("--model", "--flops", "--curves", "--spec", "--activation", "--image_size", "--weights", "--output_dir"),
     "publish-hub": ("--model", "--flops", "--spec", "--activation", "--image_size", "--weights", "--output_dir"),
     "convert": ("--model", "--output_dir"),
-    "models": ("--model", "--flops", "--spec"),
+    "models": ("--model", "--flops", "--spec", "--curves"),
+    "twist": ("--model", "--flops", "--image_size", "--dataset", "--output_dir"),
 }
 
 

@@ -6,6 +6,7 @@
     keras-tinynet export --weights FILE --output_dir DIR [--formats saved_model,tflite_float32,onnx]
     keras-tinynet publish-hub --weights FILE --output_dir DIR
     keras-tinynet convert --source FILE --model ghostnet_100 --output_dir DIR
+    keras-tinynet twist [--flops 50M,100M | --latency_ms 1.0,2.0] [--dataset digits] [--output_dir DIR]
 
 One vocabulary across the subcommands (`--model`/`--flops`/`--spec` pick the network, `--weights` is a
 path, "imagenet" or a tag, `--output_dir` is where a command writes) and one error contract, which a new
@@ -34,6 +35,7 @@ COMMANDS = {
     "export": "keras_tinynet.cli.export",
     "publish-hub": "keras_tinynet.cli.publish_hub",
     "convert": "keras_tinynet.cli.convert",
+    "twist": "keras_tinynet.cli.twist",
 }
 
 

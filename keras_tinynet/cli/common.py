@@ -151,12 +151,35 @@ def add_model_arguments(parser: argparse.ArgumentParser, default: str | None = N
     group.add_argument(
         "--spec", type=spec_file, metavar="FILE", help="JSON file of a NetworkSpec (NetworkSpec.to_dict())"
     )
+    add_curves_argument(parser)
     parser.add_argument(
         "--activation",
         choices=list(ACTIVATIONS),
         help="activation (default: the model's own: GhostNet relu, TinyNet swish)",
     )
     parser.add_argument("--image_size", type=image_size_value, help=f"input size, >= {MIN_SIZE} (default: the model's)")
+
+
+def add_curves_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--curves",
+        help="with --flops: the curves.json of a `keras-tinynet twist` search (its fitted r(c), d(c) and base) "
+        "instead of the published TinyNet curves",
+    )
+
+
+def curves_spec(args):
+    """The network --flops with --curves picks, or None without --curves (one-line errors name the flag)."""
+    if args.curves is None:
+        return None
+    if args.flops is None:
+        raise ValueError(f"--curves applies to a --flops budget; received --curves {args.curves} without --flops.")
+    from keras_tinynet.formula import tiny_formula
+
+    try:
+        return tiny_formula(args.flops, curves=args.curves)
+    except ValueError as error:
+        raise ValueError(f"--curves {args.curves}: {error}") from None
 
 
 def add_weights_argument(parser: argparse.ArgumentParser, required: bool = False) -> None:

@@ -16,7 +16,18 @@ from keras_tinynet.cli.common import add_weights_argument, quiet_tensorflow
 from keras_tinynet.cli.train import add_config_arguments, config_from
 
 DESCRIPTION = __doc__
-CONFIG_FIELDS = ("model", "flops", "activation", "image_size", "dataset", "data_dir", "manual_dir", "batch_size")
+CONFIG_FIELDS = (
+    "model",
+    "flops",
+    "curves",
+    "spec",
+    "activation",
+    "image_size",
+    "dataset",
+    "data_dir",
+    "manual_dir",
+    "batch_size",
+)
 
 
 def add_arguments(parser) -> None:

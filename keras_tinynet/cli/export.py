@@ -18,6 +18,7 @@ from keras_tinynet.cli.common import (
     add_weights_argument,
     choice_list,
     comma_list,
+    curves_spec,
     make_output_dir,
     non_negative_int,
     positive_int,
@@ -40,10 +41,11 @@ def load_exportable(args):
     quiet_tensorflow(args.verbose)
     from keras_tinynet import export
 
+    twisted = curves_spec(args)
     return export.load_exportable(
         args.model,
-        flops=args.flops,
-        spec=args.spec,
+        flops=None if twisted else args.flops,
+        spec=twisted.spec if twisted else args.spec,
         weights=args.weights,
         labels=args.labels,
         image_size=args.image_size,

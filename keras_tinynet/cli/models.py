@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from keras_tinynet.cli.common import add_model_arguments
+from keras_tinynet.cli.common import add_model_arguments, curves_spec
 from keras_tinynet.counting import count
 from keras_tinynet.formula import tiny_formula
 from keras_tinynet.presets import PRESETS, builder_name, get_spec
@@ -46,14 +46,16 @@ def run(args) -> None:
             f"--activation needs --model, --spec or --flops (a block table); received --activation {args.activation} "
             "alone (the model table lists each model with its own activation)."
         )
+    twisted = curves_spec(args)
     if args.flops is not None:
-        config = tiny_formula(args.flops)
+        config = twisted or tiny_formula(args.flops)
         spec = config.spec
         print(
             f"budget {config.budget_flops / 1e6:.1f}M FLOPs -> image size {config.image_size}, "
             f"depth {config.depth:.3f}, width {config.width:.3f}: {config.counts.flops / 1e6:.1f}M FLOPs "
             f"({config.error:+.2%}), {config.counts.params / 1e6:.2f}M parameters\n"
-            f"build it with keras_tinynet.GhostNet(flops={args.flops:g})\n"
+            f"build it with keras_tinynet.GhostNet(flops={args.flops:g}"
+            + (f", curves={args.curves!r})\n" if args.curves else ")\n")
         )
     elif args.model or args.spec:
         spec = resolve_spec(args.model, spec=args.spec)
