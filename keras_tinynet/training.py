@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from keras_tinynet import _compat, files
 from keras_tinynet import data as data_lib
-from keras_tinynet.builder import build
+from keras_tinynet.builder import build, check_arguments
 from keras_tinynet.checkpoints import Checkpoints
 from keras_tinynet.files import write_atomically
 from keras_tinynet.optimization import make_optimizer
@@ -35,42 +35,8 @@ from keras_tinynet.recipe import (
     spec_of,
 )
 from keras_tinynet.spec import IMAGENET_CLASSES
+from keras_tinynet.strategies import make_strategy, worker_role
 from keras_tinynet.weights import resolver
-
-
-def make_strategy(name: str) -> tf.distribute.Strategy:
-    """mirrored: all local GPUs, else all logical CPUs; multi_worker: from TF_CONFIG; one_device; tpu."""
-    if name == "multi_worker":  # first: collective ops must be configured before TensorFlow starts
-        if "TF_CONFIG" not in os.environ:
-            raise TrainingError(
-                "`strategy`='multi_worker' needs the TF_CONFIG environment variable (cluster and task)."
-            )
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    gpus = tf.config.list_logical_devices("GPU")
-    if name == "mirrored":
-        if gpus:
-            return tf.distribute.MirroredStrategy()
-        cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
-        return tf.distribute.MirroredStrategy(devices=cpus, cross_device_ops=tf.distribute.ReductionToOneDevice())
-    if name == "one_device":
-        return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
-    try:
-        resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
-        tf.config.experimental_connect_to_cluster(resolver)
-        tf.tpu.experimental.initialize_tpu_system(resolver)
-    except (ValueError, tf.errors.NotFoundError) as error:
-        raise TrainingError(f"`strategy`='tpu' found no TPU ({error}).") from None
-    return tf.distribute.TPUStrategy(resolver)
-
-
-def worker_role() -> tuple[bool, str]:
-    """(is_chief, task name) under TF_CONFIG; a single process is the chief."""
-    tf_config = json.loads(os.environ.get("TF_CONFIG", "{}"))
-    task = tf_config.get("task", {})
-    task_type, task_id = task.get("type", "worker"), int(task.get("index", 0))
-    has_chief = "chief" in tf_config.get("cluster", {})
-    chief = task_type == "chief" or (not has_chief and task_type == "worker" and task_id == 0)
-    return chief, f"{task_type}-{task_id}"
 
 
 def _metrics() -> list:
@@ -260,17 +226,39 @@ def _load_data(config: TrainConfig, replicas: int) -> tuple[TrainConfig, _RunDat
             f"`batch_size`={config.batch_size} is larger than the {dataset.train_examples} training images of "
             f"{dataset.name!r}."
         )
-    augmentation = data_lib.Augmentation(
+    train_data = data_lib.pipeline(
+        dataset, True, config.image_size, config.batch_size, _augmentation(config), config.seed
+    )
+    if config.steps_per_epoch:
+        train_data = train_data.repeat()
+    eval_data = data_lib.pipeline(dataset, False, config.image_size, config.batch_size)
+    return config, _RunData(dataset, train_data, eval_data, steps_per_epoch)
+
+
+def _augmentation(config: TrainConfig) -> data_lib.Augmentation:
+    return data_lib.Augmentation(
         crop_scale=(config.crop_min_scale, 1.0),
         flip=config.flip,
         color_jitter=config.color_jitter,
         randaugment=config.randaugment,
     )
-    train_data = data_lib.pipeline(dataset, True, config.image_size, config.batch_size, augmentation, config.seed)
-    if config.steps_per_epoch:
-        train_data = train_data.repeat()
-    eval_data = data_lib.pipeline(dataset, False, config.image_size, config.batch_size)
-    return config, _RunData(dataset, train_data, eval_data, steps_per_epoch)
+
+
+def check_config(config: TrainConfig) -> TrainConfig:
+    """The resolved `config` after every check a run makes of it before loading data (the recipe's fields, the
+    augmentation, the network's rates), for callers that plan many runs (the twist) and must refuse at once."""
+    config = resolve(config)
+    _augmentation(config)
+    check_arguments(
+        pooling=None,
+        classes=1,
+        classifier_activation="softmax",
+        dropout_rate=config.dropout_rate,
+        drop_connect_rate=config.drop_connect_rate,
+        dtype=None,
+        input_tensor=None,
+    )
+    return config
 
 
 def _compiled_model(config: TrainConfig, strategy, run_data: _RunData, multi_worker: bool) -> keras.Model:

@@ -128,6 +128,12 @@ def test_models_image_size_and_activation_change_the_block_table():
 # The run directory of these cases is never created: each fails before the run starts.
 TRAIN = [
     (["--epochs", "0"], "--epochs must be a positive integer; received --epochs=0."),
+    (
+        ["--spec", "{dir}/missing.json"],
+        "--spec must be a NetworkSpec JSON file (NetworkSpec.to_dict()) or a model name (ghostnet_a, ghostnet_b, "
+        "ghostnet_c, ghostnet_d, ghostnet_050, ghostnet_100, ghostnet_130, ghostnet_150, tinynet_a, tinynet_b, "
+        "tinynet_c, tinynet_d, tinynet_e); received --spec='{dir}/missing.json' (no such file).",
+    ),
     (["--batch_size", "0"], "--batch_size must be a positive integer; received --batch_size=0."),
     (["--steps_per_epoch", "0"], "--steps_per_epoch must be a positive integer; received 0."),
     (
@@ -212,7 +218,78 @@ def test_train_flags(paths, argv, message):
     assert not glob.glob(f"{paths['dir']}/never/checkpoints/*")  # nothing trained
 
 
+# twist takes train's recipe flags (its --batch_size is the latency measurement's; --train_batch_size is train's).
+TWIST_SHARED = {
+    "--image_size",
+    "--model",
+    "--flops",
+    "--batch_size",
+    "--weights",
+    "--output_dir",
+    "--model_dir",
+    "--spec",
+}
+TWIST = [
+    (argv, message)
+    for argv, message in TRAIN
+    if not {arg.split("=")[0] for arg in argv if arg.startswith("--")} & TWIST_SHARED and "one_class" not in argv[-1]
+] + [
+    (
+        ["--image_size", "16"],
+        "argument --image_size: must be an input size in pixels, >= 32; received '16' (see --help)",
+    ),
+    (["--flops", "1e15"], None),  # an impossible budget: tests/test_twist.py holds its message
+    (
+        ["--flops", "lots"],
+        "argument --flops: must be a FLOPs count such as 200M, 0.3G or 2e8; received 'lots' (see --help)",
+    ),
+    (["--latency_ms", "-1"], "--latency_ms budgets must be positive numbers; received --latency_ms -1.0."),
+    (["--latency_ms", "x"], "argument --latency_ms: expected a number such as 1.5; received 'x' (see --help)"),
+    (["--trials", "0"], "argument --trials: must be an integer >= 1; received '0' (see --help)"),
+    (["--tolerance", "2"], "--tolerance must be in (0, 1), e.g. 0.05 for 5%; received --tolerance 2.0."),
+    (["--batch_size", "0"], "argument --batch_size: must be an integer >= 1; received '0' (see --help)"),
+    (["--train_batch_size", "0"], "argument --train_batch_size: must be an integer >= 1; received '0' (see --help)"),
+    (["--threads", "0"], "argument --threads: must be an integer >= 1; received '0' (see --help)"),
+    (["--concurrent", "0"], "argument --concurrent: must be an integer >= 1; received '0' (see --help)"),
+    (
+        ["--runtime", "tpu"],
+        "argument --runtime: invalid choice: 'tpu' (choose from 'keras', 'keras_folded', 'keras_xla', 'saved_model', "
+        "'tflite', 'onnxruntime', 'openvino', 'optimized', 'compiled') (see --help)",
+    ),
+    (["--scheduler", "pbt"], "argument --scheduler: invalid choice: 'pbt' (choose from 'fifo', 'asha') (see --help)"),
+    (["--model", "resnet"], None),  # the base's choices: tests/test_cli.py (an unknown --model everywhere)
+    (
+        ["--output_dir", "{file}"],
+        "--output_dir must be a directory that can be created and written; received '{file}' ('{file}' is a file).",
+    ),
+]
+TWIST = [(argv, message) for argv, message in TWIST if message is not None]
+
+
+@pytest.mark.parametrize("argv, message", TWIST, ids=[" ".join(argv) for argv, _ in TWIST])
+def test_twist_flags(paths, argv, message):
+    """Every refusal comes before a plan is made, Ray starts or anything is written."""
+    pytest.importorskip("ray")
+    given = {arg.split("=")[0] for arg in argv}
+    defaults = ["--output_dir", f"{paths['dir']}/never_twist"] if "--output_dir" not in given else []
+    argv = [a.format(**paths) for a in argv]
+    assert_error(
+        run("twist", *argv, "--image_size", "32", *defaults)
+        if "--image_size" not in given
+        else run("twist", *argv, *defaults),
+        "twist",
+        message.format(**paths),
+    )
+    assert not os.path.exists(f"{paths['dir']}/never_twist")
+
+
 EVALUATE = [
+    (
+        ["--spec", "{dir}/missing.json"],
+        "--spec must be a NetworkSpec JSON file (NetworkSpec.to_dict()) or a model name (ghostnet_a, ghostnet_b, "
+        "ghostnet_c, ghostnet_d, ghostnet_050, ghostnet_100, ghostnet_130, ghostnet_150, tinynet_a, tinynet_b, "
+        "tinynet_c, tinynet_d, tinynet_e); received --spec='{dir}/missing.json' (no such file).",
+    ),
     (["--batch_size", "0"], "--batch_size must be a positive integer; received --batch_size=0."),
     (
         ["--image_size", "31"],
@@ -394,10 +471,11 @@ def test_convert_flags(paths, argv, message):
 def test_every_flag_that_takes_a_value_is_in_a_table():
     """A flag added later (a path, a number or a name) must get a row in its subcommand's table."""
     tables = {"models": MODELS, "train": TRAIN, "evaluate": EVALUATE, "export": EXPORT, "publish-hub": PUBLISH_HUB}
-    tables["convert"] = CONVERT
+    tables |= {"convert": CONVERT, "twist": TWIST}
     # Every value valid (free text, a tfds directory), or checked where it is used (calibration images).
     free = {"--data_dir", "--manual_dir", "--license", "--source", "--representative_data", "--labels", "--name"}
     elsewhere = {"--model", "--weights"}  # tests/test_cli.py (an unknown --model everywhere) and the tests below
+    elsewhere |= {"--curves", "--address"}  # tests/test_twist.py (unreadable curves, another base; a cluster)
     for command, table in tables.items():
         sub = cli.build_parser(command=command)._subparsers._group_actions[0].choices[command]
         flags = {
@@ -441,7 +519,7 @@ def test_a_full_disk_is_a_failed_operation_exit_1_and_the_earlier_file_stays(tmp
     def disk_full(descriptor):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    def train_until_the_disk_fills(config, verbose):  # the run's own JSON writer, on a disk that is full
+    def train_until_the_disk_fills(config, *_):  # the run's own JSON writer, on a disk that is full
         monkeypatch.setattr(os, "fsync", disk_full)
         training._write_json(os.path.join(config.model_dir, "summary.json"), {"epoch": 1})
 

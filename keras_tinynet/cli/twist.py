@@ -20,11 +20,19 @@ from __future__ import annotations
 import argparse
 import os
 
-from keras_tinynet.cli.common import comma_list, flops_value, quiet_tensorflow
-from keras_tinynet.cli.train import add_config_arguments, parse_randaugment
+from keras_tinynet.cli.common import (
+    comma_list,
+    flops_value,
+    image_size_value,
+    make_output_dir,
+    positive_int,
+    quiet_tensorflow,
+)
+from keras_tinynet.cli.train import PARAMETER_FLAGS, add_config_arguments, parse_randaugment
 from keras_tinynet.twist.trials import TRAIN_FIELDS
 
 DESCRIPTION = __doc__
+__all__ = ["DESCRIPTION", "PARAMETER_FLAGS", "add_arguments", "run"]  # PARAMETER_FLAGS: train's, for the trials
 DEFAULT_RATIOS = (0.25, 0.5)  # budgets (of the base's FLOPs) when none are given
 DEFAULT_EPOCHS = 4
 DIGITS_BASE_SIZE = 64
@@ -42,7 +50,7 @@ def budget_list(parse):
     return parse_list
 
 
-def positive_float(text: str) -> float:
+def number(text: str) -> float:
     try:
         return float(text)
     except ValueError:
@@ -56,20 +64,24 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--model", choices=BASES, default="ghostnet_a", metavar="BASE", help=f"base: {', '.join(BASES)}"
     )
-    parser.add_argument("--image_size", type=int, help="base image size, r = 1 (default: its own; digits: 64)")
+    parser.add_argument(
+        "--image_size", type=image_size_value, help="base image size, r = 1 (default: its own; digits: 64)"
+    )
     budgets = parser.add_mutually_exclusive_group()
     budgets.add_argument("--flops", type=budget_list(flops_value), help="FLOPs budgets, e.g. 50M,100M,200M")
-    budgets.add_argument("--latency_ms", type=budget_list(positive_float), help="latency budgets in ms, e.g. 1.0,2.0")
-    parser.add_argument("--trials", type=int, default=4, help="configurations trained per budget (default: 4)")
+    budgets.add_argument("--latency_ms", type=budget_list(number), help="latency budgets in ms, e.g. 1.0,2.0")
+    parser.add_argument("--trials", type=positive_int, default=4, help="configurations trained per budget (default: 4)")
     parser.add_argument("--tolerance", type=float, default=0.05, help="relative cost tolerance (default: 0.05)")
     parser.add_argument("--runtime", choices=RUNTIMES, default="tflite", help="runtime latency is measured in")
-    parser.add_argument("--batch_size", type=int, default=1, help="batch size of the latency measurement")
-    parser.add_argument("--threads", type=int, help="threads of the latency measurement (default: the runtime's)")
+    parser.add_argument("--batch_size", type=positive_int, default=1, help="batch size of the latency measurement")
+    parser.add_argument(
+        "--threads", type=positive_int, help="threads of the latency measurement (default: the runtime's)"
+    )
     parser.add_argument("--output_dir", help="where the plan, trials, table, plots and curves go")
     parser.add_argument("--address", help="join this Ray cluster (default: a local one on this machine's CPUs)")
-    parser.add_argument("--concurrent", type=int, help="trials at once (default: one per CPU, or per GPU)")
+    parser.add_argument("--concurrent", type=positive_int, help="trials at once (default: one per CPU, or per GPU)")
     parser.add_argument("--scheduler", choices=["fifo", "asha"], default="fifo", help="asha: stop weak trials early")
-    parser.add_argument("--train_batch_size", type=int, help="training batch size (train's --batch_size)")
+    parser.add_argument("--train_batch_size", type=positive_int, help="training batch size (train's --batch_size)")
     add_config_arguments(parser, TRAIN_FLAGS)
     parser.set_defaults(epochs=DEFAULT_EPOCHS, strategy="one_device")  # a trial is one process on its share
 
@@ -124,4 +136,5 @@ def run(args) -> None:
 
     config = search_config(args)
     search.check(config)
+    make_output_dir(config.output_dir)
     search.run(config)

@@ -76,6 +76,13 @@ def check(config: SearchConfig) -> None:
     unknown = sorted(set(config.train) - set(TRAIN_FIELDS))
     if unknown:
         raise ValueError(f"train options {unknown} are not fields a trial takes ({', '.join(TRAIN_FIELDS)}).")
+    from keras_tinynet.recipe import TrainConfig
+    from keras_tinynet.training import check_config
+
+    check_config(TrainConfig(**config.train))  # every trial's training settings, checked once before any work
+    dataset = config.train.get("dataset") or "digits"
+    if dataset.startswith("folder:") and not os.path.isdir(dataset.removeprefix("folder:")):
+        raise ValueError(f"Image folder not found: `dataset`={dataset!r} is not a directory.")
 
 
 def settings(config: SearchConfig) -> dict:
