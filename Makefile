@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-EXTRAS ?= dev,parity,hub,export,bench
+EXTRAS ?= dev,parity,hub,keras_hub,export,bench
 
 .PHONY: venv train test lint test-fast bench clean
 

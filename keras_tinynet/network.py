@@ -69,7 +69,7 @@ def build_graph(
         x = _preprocessing(x, input_shape[-1], dtype)
     x, pyramid = _backbone(x, spec, activation, drop_connect_rate, dtype)
     if include_top:
-        x = _classifier(x, spec, classes, classifier_activation, activation, dropout_rate, dtype)
+        x = classifier_head(x, spec, classes, classifier_activation, activation, dropout_rate, dtype)
     else:
         x = _pooled_features(x, pooling, dtype)
     inputs = keras.utils.get_source_inputs(input_tensor) if input_tensor is not None else image_input
@@ -103,7 +103,7 @@ def _backbone(x, spec: NetworkSpec, activation: str, drop_connect_rate: float, d
     return x, pyramid
 
 
-def _classifier(x, spec: NetworkSpec, classes: int, classifier_activation, activation: str, dropout_rate, dtype):
+def classifier_head(x, spec: NetworkSpec, classes: int, classifier_activation, activation: str, dropout_rate, dtype):
     x = layers.GlobalAveragePooling2D(keepdims=True, name="avg_pool", dtype=dtype)(x)
     if spec.head_channels:
         x = layers.Conv2D(spec.head_channels, 1, kernel_initializer=B.CONV_INITIALIZER, name="conv_head", dtype=dtype)(
