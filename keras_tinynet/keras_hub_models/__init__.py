@@ -18,13 +18,14 @@ from keras_tinynet.keras_hub_models.classifier import (
     TinyNetsImageClassifierPreprocessor,
     TinyNetsImageConverter,
 )
-from keras_tinynet.keras_hub_models.presets import preset_names, save_preset
+from keras_tinynet.keras_hub_models.presets import copy_weights, preset_names, save_preset
 
 __all__ = [
     "TinyNetsBackbone",
     "TinyNetsImageClassifier",
     "TinyNetsImageClassifierPreprocessor",
     "TinyNetsImageConverter",
+    "copy_weights",
     "preset_names",
     "save_preset",
 ]
