@@ -325,8 +325,12 @@ def test_config_with_a_wrong_class_count_is_one_clear_error(preset_dir, tmp_path
     config["config"]["num_classes"] = 5
     with open(task, "w") as handle:
         json.dump(config, handle)
-    with pytest.raises(ValueError, match=r"predictions"):
+    with pytest.raises(ValueError) as error:
         hub_models.TinyNetsImageClassifier.from_preset(str(broken))
+    assert str(error.value) == (
+        f"Preset {str(broken)!r}: its config does not match its weights: layer 'predictions' is (1280, 5) in the "
+        "config and (1280, 3) in the weights file (e.g. another class count); fix the config or save the preset again."
+    )
 
 
 def test_publish_hub_writes_a_keras_hub_preset(registered, tmp_path, images):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import keras
 from keras_hub.layers import ImageConverter
@@ -23,6 +24,11 @@ from keras_tinynet.weights import registry
 from keras_tinynet.weights.formats import first_line
 
 BACKBONE_ARGUMENTS = ("dtype", "image_shape", "drop_connect_rate")
+# Keras' (multi-line) error for a config whose shapes differ from the weights file's.
+_SHAPE_MISMATCH = re.compile(
+    r"could not be loaded.*?<\w+ name=(\w+).*?variable\.shape=(\([^)]*\)), Received: value\.shape=(\([^)]*\))",
+    re.DOTALL,
+)
 METADATA_FILE = "metadata.json"  # keras-hub's; save_preset adds source, license and top-1 to it
 
 
@@ -72,6 +78,16 @@ def from_preset(cls, keras_hub_from_preset, preset, load_weights: bool, kwargs: 
         raise ValueError(
             f"Preset {preset!r} has a weights file that cannot be read ({first_line(error)}); it is truncated or "
             "corrupt: download or save the preset again."
+        ) from None
+    except ValueError as error:
+        mismatch = _SHAPE_MISMATCH.search(str(error))
+        if mismatch is None:
+            raise
+        layer, config_shape, file_shape = mismatch.groups()
+        raise ValueError(
+            f"Preset {preset!r}: its config does not match its weights: layer {layer!r} is {config_shape} in the "
+            f"config and {file_shape} in the weights file (e.g. another class count); fix the config or save the "
+            "preset again."
         ) from None
 
 
