@@ -355,3 +355,10 @@ def test_publish_hub_writes_a_keras_hub_preset(registered, tmp_path, images):
     published = hub_models.TinyNetsImageClassifier.from_preset(str(preset))
     named = hub_models.TinyNetsImageClassifier.from_preset("tinynet_e_imagenet")
     np.testing.assert_allclose(published.predict(images, verbose=0), named.predict(images, verbose=0), atol=1e-5)
+
+
+def test_publish_hub_forms_error_lists_keras_hub(tmp_path):
+    code, _, err = run_script(
+        "publish_hub", "--model=ghostnet_d", f"--output_dir={tmp_path}", "--forms=keras_hub,detector"
+    )
+    assert code == 2 and "--forms must be a comma-separated subset of classification, feature_vector, keras_hub" in err
