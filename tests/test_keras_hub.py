@@ -362,3 +362,27 @@ def test_publish_hub_forms_error_lists_keras_hub(tmp_path):
         "publish_hub", "--model=ghostnet_d", f"--output_dir={tmp_path}", "--forms=keras_hub,detector"
     )
     assert code == 2 and "--forms must be a comma-separated subset of classification, feature_vector, keras_hub" in err
+
+
+def test_readme_fine_tuning_example_runs(registered, tmp_path):
+    """The README's keras-hub fine-tuning block, on a written folder, the served TinyNet-E and one epoch."""
+    readme = open(os.path.join(os.path.dirname(__file__), "..", "README.md"), encoding="utf-8").read()
+    section = readme.split("## keras-hub: backbones", 1)[1]
+    code = section.split("```python\n")[2].split("```")[0]
+    rng = np.random.default_rng(3)
+    for name in ("daisy", "tulip"):
+        (tmp_path / "flowers" / name).mkdir(parents=True)
+        for index in range(2):
+            keras.utils.save_img(tmp_path / "flowers" / name / f"{index}.png", rng.integers(0, 256, (40, 50, 3)))
+    replacements = {
+        '"flowers"': repr(str(tmp_path / "flowers")),
+        "image_size=(256, 256)": "image_size=(48, 48)",
+        '"ghostnet_100_imagenet"': '"tinynet_e_imagenet"',
+        "epochs=3": "epochs=1, verbose=0",
+    }
+    for old, new in replacements.items():
+        assert old in code
+        code = code.replace(old, new)
+    scope = {"TinyNetsImageClassifier": hub_models.TinyNetsImageClassifier}
+    exec(code, scope)
+    assert scope["classifier"].num_classes == 2 and np.isfinite(scope["classifier"].history.history["loss"][0])
