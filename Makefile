@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-EXTRAS ?= dev,parity,hub,export,bench,search
+EXTRAS ?= dev,parity,hub,keras_hub,export,bench,search
 
 .PHONY: venv train test lint test-fast bench clean
 

@@ -37,6 +37,8 @@ setup(
         "dev": ["pytest", "pytest-timeout", "hypothesis", "jax[cpu]", "ruff"],
         "parity": [*other_implementations, "torchvision==0.29.1", "safetensors", "scikit-image"],
         "hub": ["tensorflow-hub", "tf-keras", "setuptools<81"],  # tensorflow_hub imports pkg_resources
+        # keras_tinynet.keras_hub_models: Backbone, ImageClassifier and presets (its tensorflow-text pin: TF 2.21)
+        "keras_hub": ["keras-hub==0.32.0"],
         "export": export,
         # keras-tinynet twist: trials on Ray Tune, plots with matplotlib
         "search": ["ray[tune]", "matplotlib"],

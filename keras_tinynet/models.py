@@ -47,13 +47,14 @@ def feature_pyramid(model: keras.Model) -> keras.Model:
     """The five stage outputs of a GhostNet (strides 2, 4, 8, 16, 32) as a dict-output model.
 
     Keys "P1".."P5" follow keras-hub's `pyramid_outputs`, which the builders record from the spec's
-    stage ends while building.
+    stage ends while building and `Network.get_config` keeps through from_config and `.keras` reloads.
     """
     pyramid = getattr(model, "pyramid_outputs", None)
     if not pyramid:
         raise ValueError(
             f"`model` must be a GhostNet built by keras_tinynet (its builders record `pyramid_outputs`); "
-            f"{model.name!r} has none. For a model loaded from a file, build it with its builder and load the weights."
+            f"{model.name!r} has none. A .keras file or get_config() of a keras_tinynet model keeps them; for a model "
+            "loaded another way (a Keras 2 .h5, a SavedModel), build it with its builder and load the weights."
         )
     outputs = {level: as_float32(tensor, level) for level, tensor in pyramid.items()}
     return keras.Model(model.input, outputs, name=f"{model.name}_pyramid")

@@ -16,22 +16,33 @@ from keras_tinynet.spec import IMAGENET_PREPROCESSING, NetworkSpec
 
 @keras.saving.register_keras_serializable(package="keras_tinynet")
 class Network(keras.Model):
-    """A functional keras.Model that keeps its own dtype policy through get_config, from_config and `.keras`.
+    """A functional keras.Model that keeps its own dtype policy and its `pyramid_outputs` through get_config,
+    from_config and `.keras`.
 
     Keras' functional models save their layers' policies but not their own, and compile() reads the
-    model's policy to wrap the optimizer in a LossScaleOptimizer under mixed_float16.
+    model's policy to wrap the optimizer in a LossScaleOptimizer under mixed_float16. The pyramid is
+    saved as the name of the layer that makes each level, so a reloaded model finds the same tensors.
     """
 
     def get_config(self):
-        return {**super().get_config(), "dtype": keras.dtype_policies.serialize(self.dtype_policy)}
+        config = {**super().get_config(), "dtype": keras.dtype_policies.serialize(self.dtype_policy)}
+        pyramid = getattr(self, "pyramid_outputs", None)
+        if pyramid:
+            config["pyramid_outputs"] = {
+                level: tensor._keras_history.operation.name for level, tensor in pyramid.items()
+            }
+        return config
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
         config = dict(config)
         dtype = config.pop("dtype", None)
+        pyramid = config.pop("pyramid_outputs", None)
         model = super().from_config(config, custom_objects)
         if dtype is not None:
             model.dtype_policy = keras.dtype_policies.deserialize(dtype)
+        if pyramid:
+            model.pyramid_outputs = {level: model.get_layer(name).output for level, name in pyramid.items()}
         return model
 
 
@@ -58,7 +69,7 @@ def build_graph(
         x = _preprocessing(x, input_shape[-1], dtype)
     x, pyramid = _backbone(x, spec, activation, drop_connect_rate, dtype)
     if include_top:
-        x = _classifier(x, spec, classes, classifier_activation, activation, dropout_rate, dtype)
+        x = classifier_head(x, spec, classes, classifier_activation, activation, dropout_rate, dtype)
     else:
         x = _pooled_features(x, pooling, dtype)
     inputs = keras.utils.get_source_inputs(input_tensor) if input_tensor is not None else image_input
@@ -92,7 +103,7 @@ def _backbone(x, spec: NetworkSpec, activation: str, drop_connect_rate: float, d
     return x, pyramid
 
 
-def _classifier(x, spec: NetworkSpec, classes: int, classifier_activation, activation: str, dropout_rate, dtype):
+def classifier_head(x, spec: NetworkSpec, classes: int, classifier_activation, activation: str, dropout_rate, dtype):
     x = layers.GlobalAveragePooling2D(keepdims=True, name="avg_pool", dtype=dtype)(x)
     if spec.head_channels:
         x = layers.Conv2D(spec.head_channels, 1, kernel_initializer=B.CONV_INITIALIZER, name="conv_head", dtype=dtype)(

@@ -17,7 +17,7 @@ constants (`graph`). TensorFlow backend only.
 """
 
 from keras_tinynet.export.exportable import Exportable, load_exportable, read_labels
-from keras_tinynet.export.hub import HUB_FORMS, Published, make_tarball, publish_hub
+from keras_tinynet.export.hub import HUB_FORMS, PUBLISH_FORMS, Published, make_tarball, publish_hub
 from keras_tinynet.export.image_decoding import MAX_PIXELS, decode_and_preprocess
 from keras_tinynet.export.model_card import model_card
 from keras_tinynet.export.onnx import export_onnx
@@ -37,6 +37,7 @@ from keras_tinynet.export.tflite import (
 
 __all__ = [
     "HUB_FORMS",
+    "PUBLISH_FORMS",
     "INT8_IO_TYPES",
     "MAX_PIXELS",
     "TFLITE_QUANTIZATIONS",

@@ -1,5 +1,6 @@
 """TF Hub / Kaggle Models: TF2 reusable SavedModels (`classification`, `feature_vector`), fine-tunable,
-each with a model card and a reproducible tar.gz."""
+each with a model card and a reproducible tar.gz; and the `keras_hub` form, a keras-hub preset directory
+(`keras_hub.upload_preset` publishes it to Kaggle Models or the Hugging Face Hub)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ from keras_tinynet.export.model_card import model_card
 from keras_tinynet.export.saved_model import write_saved_model
 from keras_tinynet.files import staged_directory, staged_file, write_atomically
 
-HUB_FORMS = ("classification", "feature_vector")
+HUB_FORMS = ("classification", "feature_vector")  # the TF Hub SavedModels (the default)
+KERAS_HUB_FORM = "keras_hub"
+PUBLISH_FORMS = (*HUB_FORMS, KERAS_HUB_FORM)
 
 
 class ReusableSavedModel(tf.Module):
@@ -102,9 +105,9 @@ class Published:
     """Paths of one published form."""
 
     form: str
-    saved_model: str
-    card: str
-    archive: str
+    saved_model: str  # the SavedModel, or the keras-hub preset directory
+    card: str | None  # the TF Hub forms' model card and archive (a keras-hub preset has its metadata.json)
+    archive: str | None
 
 
 def publish_hub(
@@ -115,13 +118,14 @@ def publish_hub(
     source: str | None = None,
     overwrite: bool = False,
 ) -> list[Published]:
-    """Writes each form as `<output_dir>/<name>_<form>/` (SavedModel), `<name>_<form>.md` (model card)
-    and `<name>_<form>.tar.gz` (the upload). A SavedModel directory is written next to its final place
-    and renamed into it; existing outputs are replaced only with `overwrite`."""
+    """Writes each TF Hub form as `<output_dir>/<name>_<form>/` (SavedModel), `<name>_<form>.md` (model card)
+    and `<name>_<form>.tar.gz` (the upload), and the keras_hub form as the preset directory
+    `<output_dir>/<name>_keras_hub/`. A directory is written next to its final place and renamed into it;
+    existing outputs are replaced only with `overwrite`."""
     forms = list(forms)
-    unknown = [form for form in forms if form not in HUB_FORMS]
+    unknown = [form for form in forms if form not in PUBLISH_FORMS]
     if not forms or unknown:
-        raise ValueError(f"`forms` must be a non-empty subset of {HUB_FORMS}; received forms={forms!r}.")
+        raise ValueError(f"`forms` must be a non-empty subset of {PUBLISH_FORMS}; received forms={forms!r}.")
     output_dir = os.fspath(output_dir)
     stems = {form: os.path.join(output_dir, f"{exportable.name}_{form}") for form in forms}
     existing = [p for stem in stems.values() for p in (stem, stem + ".md", stem + ".tar.gz") if os.path.exists(p)]
@@ -133,6 +137,9 @@ def publish_hub(
     published = []
     for form in forms:
         final = stems[form]
+        if form == KERAS_HUB_FORM:
+            published.append(Published(form, keras_hub_preset(exportable, final, license_name, source), None, None))
+            continue
         card_path, archive_path = final + ".md", final + ".tar.gz"
         model, size, output_name = _hub_model(exportable, form)
         with staged_directory(final, replace=True) as staging:
@@ -143,3 +150,39 @@ def publish_hub(
         write_atomically(card_path, card)
         published.append(Published(form, final, card_path, archive_path))
     return published
+
+
+def keras_hub_preset(exportable: Exportable, preset_dir: str, license_name: str, source: str | None) -> str:
+    """The exportable as a keras-hub preset: TinyNetsImageClassifier (logits) with its preprocessor (the weights'
+    own eval transform), metadata.json with source, license and the registered top-1. Needs keras-hub."""
+    from keras_tinynet import keras_hub_models as hub_models
+    from keras_tinynet.weights import registry, resolver
+
+    variant = exportable.spec.name
+    preprocessing = resolver.published_preprocessing(exportable.weights, variant)
+    converter = hub_models.TinyNetsImageConverter(
+        image_size=(exportable.image_size, exportable.image_size),
+        crop_pct=exportable.crop_pct,
+        interpolation=preprocessing.interpolation,
+        mean=preprocessing.mean,
+        std=preprocessing.std,
+    )
+    backbone = hub_models.TinyNetsBackbone(spec=exportable.spec, activation=exportable.activation, name=exportable.name)
+    classifier = hub_models.TinyNetsImageClassifier(
+        backbone, exportable.classes, preprocessor=hub_models.TinyNetsImageClassifierPreprocessor(converter)
+    )
+    hub_models.copy_weights(exportable.model, classifier)
+    entry = (
+        registry.resolve_entry(variant, exportable.weights).entry
+        if resolver.weights_kind(exportable.weights) == resolver.TAG
+        else {}
+    )
+    return hub_models.save_preset(
+        classifier,
+        preset_dir,
+        overwrite=True,  # publish_hub checked `overwrite` for every output first
+        source=source or entry.get("source") or f"keras_tinynet (weights={exportable.weights!r})",
+        license=license_name,
+        top1=entry.get("top1"),
+        labels=list(exportable.labels),
+    )

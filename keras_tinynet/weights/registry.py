@@ -15,7 +15,10 @@ The registry is a JSON file::
              "source": "timm ghostnet_100.in1k",
              "license": "Apache-2.0",
              "top1": 73.96, "top5": 91.54,           # ImageNet accuracy as published (top5 optional)
-             "crop_pct": 0.875, "interpolation": "bicubic"}  # the source's evaluation transform (optional)
+             "input_size": 224, "crop_pct": 0.875,    # the source's evaluation transform (optional;
+             "interpolation": "bicubic",              #  the family's where absent): keras-hub presets and
+             "mean": [0.485, 0.456, 0.406],           #  `evaluate` apply exactly this
+             "std": [0.229, 0.224, 0.225]}
 
 An entry without a published hash cannot be written: `hash` is required. `weights=<tag>` downloads the
 file once, checks its hash, converts it in numpy (no torch) into the model with the top and caches the
@@ -40,7 +43,7 @@ from importlib import resources
 
 from keras_tinynet.files import file_hash
 from keras_tinynet.presets import PRESETS
-from keras_tinynet.spec import IMAGENET_PREPROCESSING, INTERPOLATIONS, Preprocessing
+from keras_tinynet.spec import IMAGENET_PREPROCESSING, INTERPOLATIONS, MIN_SIZE, Preprocessing
 from keras_tinynet.weights.download import HASH_ALGORITHMS, DownloadError, download, is_regular_file
 
 REGISTRY_ENV = "KERAS_TINYNET_WEIGHTS_REGISTRY"
@@ -58,7 +61,8 @@ SOURCE_FORMATS = {
 NEVER_PUBLISHED = tuple(name for name in ("ghostnet_a", "ghostnet_b", "ghostnet_c", "ghostnet_d") if name in PRESETS)
 
 _REQUIRED = ("file", "url", "format", "hash_algorithm", "hash", "size", "source", "license", "top1")
-_OPTIONAL = ("max_size", "top5", "crop_pct", "interpolation", "notes")
+_OPTIONAL = ("max_size", "top5", "input_size", "crop_pct", "interpolation", "mean", "std", "notes")
+_TRANSFORM = tuple(field.name for field in dataclasses.fields(Preprocessing))  # crop_pct, interpolation, mean, std
 _HEX_LENGTH = {"sha256": 64, "md5": 32}
 _TAG = re.compile(r"[a-z][a-z0-9_]*")
 
@@ -190,6 +194,17 @@ def validate_entry(entry, where: str) -> None:
         bad("crop_pct", "a fraction in (0, 1]")
     if entry.get("interpolation", INTERPOLATIONS[0]) not in INTERPOLATIONS:
         bad("interpolation", f"one of {INTERPOLATIONS}")
+    input_size = entry.get("input_size", MIN_SIZE)
+    if isinstance(input_size, bool) or not isinstance(input_size, int) or input_size < MIN_SIZE:
+        bad("input_size", f"an integer >= {MIN_SIZE} (pixels)")
+    for key in ("mean", "std"):
+        value = entry.get(key, [1.0, 1.0, 1.0])
+        if not isinstance(value, list) or len(value) != 3 or not all(_positive_number(v) for v in value):
+            bad(key, "a list of 3 positive numbers (per RGB channel, on the [0, 1] scale)")
+
+
+def _positive_number(value) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and value > 0
 
 
 def resolve_entry(variant: str, tag: str, registry_path: str | os.PathLike | None = None) -> ResolvedEntry:
@@ -217,13 +232,13 @@ def resolve_entry(variant: str, tag: str, registry_path: str | os.PathLike | Non
 
 
 def published_preprocessing(variant: str, tag: str, registry_path: str | os.PathLike | None = None) -> Preprocessing:
-    """The eval transform the weights `tag` of `variant` were published with: the entry's `crop_pct` and
-    `interpolation`, the family's where the entry carries none. Their published top-1 needs exactly this."""
+    """The eval transform the weights `tag` of `variant` were published with: the entry's `crop_pct`,
+    `interpolation`, `mean` and `std`, the family's where the entry carries none. Their published top-1
+    needs exactly this."""
     entry = resolve_entry(variant, tag, registry_path).entry
     return dataclasses.replace(
         IMAGENET_PREPROCESSING,
-        crop_pct=entry.get("crop_pct", IMAGENET_PREPROCESSING.crop_pct),
-        interpolation=entry.get("interpolation", IMAGENET_PREPROCESSING.interpolation),
+        **{key: tuple(entry[key]) if key in ("mean", "std") else entry[key] for key in _TRANSFORM if key in entry},
     )
 
 
