@@ -407,7 +407,8 @@ def test_export_flags(paths, argv, message):
 PUBLISH_HUB = NETWORK + [
     (
         ["--forms", "saved_model"],
-        "--forms must be a comma-separated subset of classification, feature_vector, keras_hub; received --forms='saved_model'.",
+        "--forms must be a comma-separated subset of classification, feature_vector, keras_hub; "
+        "received --forms='saved_model'.",
     ),
     (
         ["--weights", "{dir}/missing.weights.h5"],
