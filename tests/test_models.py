@@ -159,7 +159,7 @@ def test_imagenet_without_a_registry_entry_is_an_error_not_random_weights():
 
 
 def test_generic_builder_arguments():
-    with pytest.raises(ValueError, match="Pass exactly one of `spec` and `flops`"):
+    with pytest.raises(ValueError, match="Pass exactly one of `spec`, `flops` and `latency_ms`"):
         keras_tinynet.GhostNet()
     with pytest.raises(ValueError, match="`spec` must be a NetworkSpec, a variant name"):
         keras_tinynet.GhostNet(42)
@@ -366,7 +366,7 @@ def test_tinynet_other_activation_and_budget_and_spec():
     assert {b.kind for b in config.spec.blocks} == {"ds", "mbconv"}
     from_spec = keras_tinynet.TinyNet(get_spec("tinynet_e").to_dict(), include_top=False)
     assert trainable_params(from_spec) == count(get_spec("tinynet_e"), include_top=False).params
-    with pytest.raises(ValueError, match="Pass exactly one of `spec` and `flops`"):
+    with pytest.raises(ValueError, match="Pass exactly one of `spec`, `flops` and `latency_ms`"):
         keras_tinynet.TinyNet()
 
 
