@@ -113,7 +113,7 @@ def _cli(argv, capsys):
     "argv, flag, possible",
     [
         (["--flops", "1e15"], "--flops 1e+15", "FLOPs"),
-        (["--trials", "0"], "--trials", "positive integer"),
+        (["--trials", "0"], "--trials", "integer >= 1"),
         (["--flops", "10M", "--tolerance", "0"], "--tolerance", "(0, 1)"),
     ],
 )

@@ -24,7 +24,14 @@ import argparse
 import importlib
 import sys
 
-from keras_tinynet.cli.common import ArgumentParser, add_verbose_argument, error_lines, exit_code
+from keras_tinynet.cli.common import (
+    CREATED_DIRS,
+    ArgumentParser,
+    add_verbose_argument,
+    error_lines,
+    exit_code,
+    remove_created_dirs,
+)
 
 # Subcommand -> module with DESCRIPTION, add_arguments(parser) and run(args), and optionally PARAMETER_FLAGS
 # ({parameter name in the package's messages: the flag that sets it}, for names that are not a flag's dest).
@@ -71,9 +78,12 @@ def main(argv: list[str] | None = None, prog: str = "keras-tinynet") -> int:
         args.run(args)
         return 0
     except Exception as error:
+        remove_created_dirs()
         code = exit_code(error)
         if code is None:
             raise
         first, *details = error_lines(error, args.parser, argv, args, args.parameter_flags)
         print("\n".join([f"{prog} {args.command}: error: {first}", *details]), file=sys.stderr)
         return code
+    finally:
+        CREATED_DIRS.clear()

@@ -210,12 +210,23 @@ def require(value, flag: str, why: str):
     return value
 
 
+# The directories make_output_dir created in this process, deepest first: a command that then fails removes
+# those still empty (remove_created_dirs), so a refused run leaves nothing behind.
+CREATED_DIRS: list[str] = []
+
+
 def make_output_dir(path: str, parameter: str = "output_dir") -> str:
     """Creates the output directory before any work, so that a path which cannot be one (an existing file, a
     path below a file, a read-only or virtual file system) fails at once, in one line naming the flag
     (`parameter`: the flag's dest, which main translates into the flag the user typed)."""
+    missing = []
+    parent = os.path.abspath(path)
+    while not os.path.lexists(parent) and parent != os.path.dirname(parent):
+        missing.append(parent)
+        parent = os.path.dirname(parent)
     try:
         os.makedirs(path, exist_ok=True)
+        CREATED_DIRS.extend(missing)
         if not os.access(path, os.W_OK | os.X_OK):
             raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), path)
     except OSError as error:
@@ -227,6 +238,16 @@ def make_output_dir(path: str, parameter: str = "output_dir") -> str:
             f"`{parameter}` must be a directory that can be created and written; received {path!r} ({why})."
         ) from None
     return path
+
+
+def remove_created_dirs() -> None:
+    """Removes the directories this process created for its outputs where the failed command left them empty."""
+    while CREATED_DIRS:
+        directory = CREATED_DIRS.pop(0)
+        try:
+            os.rmdir(directory)
+        except OSError:  # not empty (the command wrote something) or already gone: keep what is there
+            CREATED_DIRS.clear()
 
 
 def exit_code(error: BaseException) -> int | None:
