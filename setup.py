@@ -8,7 +8,8 @@ from setuptools import find_packages, setup
 here = pathlib.Path(__file__).parent
 version = re.search(r'__version__ = "([^"]+)"', (here / "keras_tinynet" / "__init__.py").read_text()).group(1)
 # What the parity tests and the benchmarks both compare against: timm (PyTorch) and the other Keras GhostNets.
-other_implementations = ["torch==2.14.1", "timm", "kimm", "keras-cv-attention-models"]
+convert = ["torch==2.14.1", "timm"]  # converting .pth checkpoints and the parity check against timm
+other_implementations = [*convert, "kimm", "keras-cv-attention-models"]
 export = ["tf2onnx>=1.17", "onnxruntime", "ai-edge-litert"]
 
 setup(
@@ -32,10 +33,12 @@ setup(
         "tensorboard",  # TF 2.21 no longer installs it; keras.callbacks.TensorBoard needs it
         "scikit-learn",  # ships the embedded training data (handwritten digits)
         "pillow",
+        "safetensors",  # reads timm's .safetensors checkpoints (numpy only, no torch)
     ],
     extras_require={
         "dev": ["pytest", "pytest-timeout", "hypothesis", "jax[cpu]", "ruff"],
-        "parity": [*other_implementations, "torchvision==0.29.1", "safetensors", "scikit-image"],
+        "convert": convert,
+        "parity": [*other_implementations, "torchvision==0.29.1", "scikit-image"],
         "hub": ["tensorflow-hub", "tf-keras", "setuptools<81"],  # tensorflow_hub imports pkg_resources
         # keras_tinynet.keras_hub_models: Backbone, ImageClassifier and presets (its tensorflow-text pin: TF 2.21)
         "keras_hub": ["keras-hub==0.32.0"],

@@ -90,7 +90,7 @@ def convert_checkpoint(
     kind, value = conversion.parse_source(source)
     run_parity = parity == "require" or (parity == "auto" and conversion.parity_available())
     if parity == "require" and not conversion.parity_available():
-        raise ImportError("`parity`='require' needs torch and timm installed (pip install torch timm).")
+        raise ImportError("`parity`='require' needs torch and timm: pip install \"keras_tinynet[convert]\"")
     if run_parity or kind == "timm":
         conversion.import_timm()  # before Keras (see the module docstring)
     if kind == "timm" and value.split(".")[0] != conversion.TIMM_MODELS.get(variant):

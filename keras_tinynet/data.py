@@ -42,6 +42,7 @@ class Dataset:
     eval_examples: int
     class_names: tuple[str, ...]
     in_memory: bool  # small enough to cache decoded
+    typical_size: int | None = None  # the training images' median short side, where known before training
 
     @property
     def num_classes(self) -> int:
@@ -104,6 +105,7 @@ def _digits(seed: int) -> Dataset:
         len(held_out),
         tuple(str(d) for d in range(10)),
         in_memory=True,
+        typical_size=32,
     )
 
 
@@ -119,7 +121,7 @@ def _image_folder(root: str) -> Dataset:
             f"Image folder {root!r} must hold a 'train' split and one of {EVAL_SPLIT_NAMES}, each with one "
             f"subfolder per class (/path/<split>/<class>/<image>); found subfolders {splits}."
         )
-    files = []
+    files, train_files = [], 0
     for split in ("train", eval_split):
         for class_name in sorted(os.listdir(os.path.join(root, split))):
             class_dir = os.path.join(root, split, class_name)
@@ -132,6 +134,7 @@ def _image_folder(root: str) -> Dataset:
                     "remove it or add images."
                 )
             files += images
+        train_files = train_files or len(files)
     classes = sorted(
         d for d in os.listdir(os.path.join(root, "train")) if os.path.isdir(os.path.join(root, "train", d))
     )
@@ -140,7 +143,7 @@ def _image_folder(root: str) -> Dataset:
             f"Image folder {root!r} must hold at least 2 classes to classify (one subfolder each in train/); "
             f"found {len(classes)}: {classes}."
         )
-    unreadable = _unreadable(files)
+    unreadable, short_sides = _inspect(files)
     if unreadable:
         shown = "\n  ".join(unreadable[:10]) + ("\n  ..." if len(unreadable) > 10 else "")
         raise DataError(
@@ -164,15 +167,17 @@ def _image_folder(root: str) -> Dataset:
         info.splits[eval_split].num_examples,
         tuple(info.features["label"].names),
         in_memory=False,
+        typical_size=int(np.median(short_sides[:train_files])),
     )
 
 
-def _unreadable(paths: list[str]) -> list[str]:
-    """`path: why` for each file TensorFlow cannot read and decode (checked in parallel, before training):
-    names that are not UTF-8 (TensorFlow takes UTF-8 paths only), dangling links, corrupt or fake images.
-    Paths are shown with the bytes that are not UTF-8 escaped (\\xff), so that they can be printed."""
+def _inspect(paths: list[str]) -> tuple[list[str], list[int]]:
+    """Decodes every file before training (in parallel threads): `path: why` for each one TensorFlow cannot read
+    and decode (names that are not UTF-8, which TensorFlow cannot open, dangling links, corrupt or fake
+    images), and the short side of each image that decodes, in the order of `paths`. Paths are shown with the
+    bytes that are not UTF-8 escaped (\\xff), so that they can be printed."""
 
-    def problem(path):
+    def inspect(path):
         shown = os.fsencode(path).decode("utf-8", "backslashreplace")
         try:
             path.encode("utf-8")
@@ -181,15 +186,16 @@ def _unreadable(paths: list[str]) -> list[str]:
         if os.path.islink(path) and not os.path.exists(path):
             return f"{shown}: a dangling symbolic link to {os.readlink(path)!r}"
         try:
-            tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
-            return None
+            shape = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False).shape
+            return min(shape[0], shape[1])
         except (tf.errors.InvalidArgumentError, tf.errors.UnknownError):
             return f"{shown}: not an image TensorFlow decodes (JPEG, PNG, GIF, BMP)"
         except tf.errors.OpError as error:
             return f"{shown}: {error.message}"
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        return sorted(p for p in pool.map(problem, paths) if p)
+        results = list(pool.map(inspect, paths))
+    return sorted(r for r in results if isinstance(r, str)), [r for r in results if isinstance(r, int)]
 
 
 def _decode(encoded):
@@ -234,6 +240,7 @@ def _tfds(name: str, data_dir: str | None, manual_dir: str | None) -> Dataset:
         splits[eval_split].num_examples,
         tuple(label.names),
         in_memory=False,
+        typical_size=min(features[image_key].shape[:2]) if None not in features[image_key].shape[:2] else None,
     )
 
 

@@ -91,6 +91,13 @@ class TrainConfig:
 # 1,437 tiny training images need fewer epochs, a smaller batch and gentler crops (no flips: digits).
 PAPER_RECIPE = dict(epochs=450, batch_size=1024, warmup_epochs=3.0, crop_min_scale=0.08, flip=True)
 DIGITS_RECIPE = dict(epochs=12, batch_size=64, warmup_epochs=1.0, crop_min_scale=0.35, flip=False, image_size=48)
+# A dataset of at most SMALL_DATASET_IMAGES training images (a user's own folder, not ImageNet) trains from
+# scratch for SMALL_DATASET_EPOCHS: the paper's 450 epochs would take hours where minutes learn it.
+SMALL_DATASET_IMAGES = 50_000
+SMALL_DATASET_EPOCHS = 30
+WARMUP_SHARE = 0.1  # a warm-up the recipe chooses takes at most this share of the run's epochs
+# What fit_to_data fills once the dataset is open, where the run left it to the recipe (datasets but digits).
+DATA_FITTED = ("batch_size", "epochs", "warmup_epochs", "image_size")
 # Starting from pretrained weights: a short schedule, a short warm-up and a tenth of the peak learning rate
 # (the classifier is new, the backbone only needs small steps).
 FINE_TUNING_RECIPE = dict(epochs=10, warmup_epochs=0.5)
@@ -115,11 +122,15 @@ def resolve(config: TrainConfig) -> TrainConfig:
             "`freeze_backbone`=True needs `weights` (a pretrained backbone to freeze); received weights=None."
         )
     spec = spec_of(config)
-    if config.image_size is None and "image_size" not in recipe:
-        recipe["image_size"] = spec.default_size
-    if config.dataset != "digits":
-        del recipe["batch_size"]  # left None: fit_batch_size picks it once the training images are counted
+    if config.image_size is None and "image_size" not in recipe and config.weights is not None:
+        recipe["image_size"] = spec.default_size  # pretrained weights: the size they learned at
+    if config.dataset != "digits":  # left None: fit_to_data picks them once the dataset is open
+        for name in ("batch_size",) if config.weights is not None else DATA_FITTED:
+            recipe.pop(name, None)
     filled = {k: v for k, v in recipe.items() if getattr(config, k) is None}
+    epochs = filled.get("epochs", config.epochs)
+    if "warmup_epochs" in filled and isinstance(epochs, int) and epochs > 0:  # a bad --epochs is refused below
+        filled["warmup_epochs"] = _warmup(filled["warmup_epochs"], epochs)
     config = dataclasses.replace(config, **filled, activation=resolve_activation(spec, config.activation))
     if config.model_dir is None:
         family = config.model.split("_")[0]
@@ -130,14 +141,16 @@ def resolve(config: TrainConfig) -> TrainConfig:
             raise TrainingError(f"`{name}` must be one of {allowed}; received {name}={getattr(config, name)!r}.")
     for name in ("epochs", "batch_size", "image_size"):
         value = getattr(config, name)
-        if (value is not None or name != "batch_size") and (not isinstance(value, int) or value < 1):
+        if (value is not None or name not in DATA_FITTED) and (not isinstance(value, int) or value < 1):
             raise TrainingError(f"`{name}` must be a positive integer; received {name}={value!r}.")
-    if config.image_size < MIN_SIZE:
+    if config.image_size is not None and config.image_size < MIN_SIZE:
         raise TrainingError(f"`image_size` must be at least {MIN_SIZE}; received image_size={config.image_size}.")
     if config.steps_per_epoch is not None and config.steps_per_epoch < 1:
         raise TrainingError(f"`steps_per_epoch` must be a positive integer; received {config.steps_per_epoch}.")
     for name in ("learning_rate", "warmup_epochs", "decay_epochs", "weight_decay"):
         value = getattr(config, name)
+        if value is None and name in DATA_FITTED:
+            continue
         if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
             raise TrainingError(f"`{name}` must be a non-negative number; received {name}={value!r}.")
     if not 0 < config.decay_rate <= 1:
@@ -152,16 +165,43 @@ def resolve(config: TrainConfig) -> TrainConfig:
 MIN_STEPS_PER_EPOCH = 10
 
 
-def fit_batch_size(config: TrainConfig, train_examples: int) -> TrainConfig:
-    """Fills a batch size the user left out: the recipe's 1024, halved until an epoch has at least
-    MIN_STEPS_PER_EPOCH steps (a folder of 320 images trains at 32). The peak learning rate scales with it,
-    as the recipe scales it (`learning_rate` is per 1024 images)."""
-    if config.batch_size is not None:
-        return config
-    batch = PAPER_RECIPE["batch_size"]
-    while batch > 1 and train_examples // batch < MIN_STEPS_PER_EPOCH:
-        batch //= 2
-    return dataclasses.replace(config, batch_size=batch)
+def fit_to_data(config: TrainConfig, train_examples: int, typical_size: int | None = None) -> tuple[TrainConfig, str]:
+    """Fills what a run left to the recipe and depends on its data (DATA_FITTED), and says what it chose:
+
+    - the batch: the recipe's 1024, halved until an epoch has at least MIN_STEPS_PER_EPOCH steps (a folder of 320
+      images trains at 32); the peak learning rate scales with it (`learning_rate` is per 1024 images);
+    - the epochs: SMALL_DATASET_EPOCHS up to SMALL_DATASET_IMAGES training images, else the paper's 450;
+    - the warm-up: the recipe's, at most WARMUP_SHARE of the epochs (a 3-epoch run is not all warm-up);
+    - the input size: the model's, or the images' `typical_size` (rounded down to a multiple of 8) where
+      smaller: upscaling 64-pixel photos to 145 costs 5x the compute and adds no detail.
+
+    Returns the config and a line naming what was chosen ("" where the run chose everything itself)."""
+    chosen = []
+    if config.batch_size is None:
+        batch = PAPER_RECIPE["batch_size"]
+        while batch > 1 and train_examples // batch < MIN_STEPS_PER_EPOCH:
+            batch //= 2
+        config = dataclasses.replace(config, batch_size=batch)
+        chosen.append(f"batch {batch}")
+    if config.epochs is None:
+        small = train_examples <= SMALL_DATASET_IMAGES
+        config = dataclasses.replace(config, epochs=SMALL_DATASET_EPOCHS if small else PAPER_RECIPE["epochs"])
+        chosen.append(f"{config.epochs} epochs ({'a small' if small else 'a large'} dataset: {train_examples} images)")
+    if config.warmup_epochs is None:
+        warmup = _warmup(PAPER_RECIPE["warmup_epochs"], config.epochs)
+        config = dataclasses.replace(config, warmup_epochs=warmup)
+        chosen.append(f"warm-up {warmup:g} epochs")
+    if config.image_size is None:
+        size = spec_of(config).default_size
+        if typical_size is not None and typical_size < size:
+            size = max(MIN_SIZE, typical_size // 8 * 8)
+        config = dataclasses.replace(config, image_size=size)
+        chosen.append(f"{size} px" + (" (the images' typical size)" if size != spec_of(config).default_size else ""))
+    return config, (f"The recipe chose: {', '.join(chosen)}." if chosen else "")
+
+
+def _warmup(recipe_epochs: float, epochs: int) -> float:
+    return min(recipe_epochs, round(WARMUP_SHARE * epochs, 3))
 
 
 def _slug(text: str) -> str:

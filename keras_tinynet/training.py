@@ -11,7 +11,6 @@ import contextlib
 import dataclasses
 import hashlib
 import json
-import math
 import os
 import time
 
@@ -19,9 +18,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_tinynet import _compat, files
+from keras_tinynet import _compat, files, runs
 from keras_tinynet import data as data_lib
 from keras_tinynet.builder import build, check_arguments
+from keras_tinynet.callbacks import EpochRecorder, TrainedWeightsValidation, ema_lag_line
 from keras_tinynet.checkpoints import Checkpoints
 from keras_tinynet.files import write_atomically
 from keras_tinynet.optimization import make_optimizer
@@ -29,12 +29,12 @@ from keras_tinynet.recipe import (
     MAY_CHANGE_ON_RESUME,
     TrainConfig,
     TrainingError,
-    fit_batch_size,
+    fit_to_data,
     resolve,
     resume_differences,
     spec_of,
 )
-from keras_tinynet.spec import IMAGENET_CLASSES
+from keras_tinynet.spec import IMAGENET_CLASSES, IMAGENET_PREPROCESSING
 from keras_tinynet.strategies import make_strategy, worker_role
 from keras_tinynet.weights import resolver
 
@@ -81,50 +81,6 @@ def _write_json(path: str, payload: dict) -> None:
     write_atomically(path, json.dumps(payload, indent=2, default=str))
 
 
-class EpochRecorder(keras.callbacks.Callback):
-    """Keeps the per-epoch history (with wall time and images/s) and checkpoints each finished epoch.
-
-    An epoch whose loss went NaN is neither recorded nor checkpointed.
-    """
-
-    def __init__(self, checkpoints: Checkpoints | None, history: list, images_per_epoch: int, config_dict: dict):
-        super().__init__()
-        self.checkpoints, self.history = checkpoints, history
-        self.images_per_epoch, self.config_dict = images_per_epoch, config_dict
-        self.nan_at = None
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.started = time.perf_counter()
-        self.train_seconds = None
-
-    def on_test_begin(self, logs=None):
-        if self.train_seconds is None:
-            self.train_seconds = time.perf_counter() - self.started
-
-    def on_train_batch_end(self, batch, logs=None):
-        loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(float(loss)) and self.nan_at is None:
-            self.nan_at = (len(self.history) + 1, batch + 1)
-            self.model.stop_training = True
-
-    def on_epoch_end(self, epoch, logs=None):
-        if self.nan_at is not None:
-            return
-        seconds = time.perf_counter() - self.started
-        train_seconds = self.train_seconds or seconds
-        entry = {
-            "epoch": epoch + 1,
-            **{k: float(v) for k, v in (logs or {}).items()},
-            "seconds": round(seconds, 3),
-            "images_per_second": round(self.images_per_epoch / train_seconds, 1),
-        }
-        self.history.append(entry)
-        if self.checkpoints is not None:
-            self.checkpoints.save(
-                self.model, epoch + 1, {"epoch": epoch + 1, "history": self.history, "config": self.config_dict}
-            )
-
-
 def train(config: TrainConfig, verbose: int | str = "auto", callbacks: tuple = ()) -> dict:
     """Trains (or resumes) a run and returns its summary; writes everything under `config.model_dir`.
 
@@ -134,22 +90,40 @@ def train(config: TrainConfig, verbose: int | str = "auto", callbacks: tuple = (
     config = resolve(config)
     if not worker_role()[0]:
         return _train(config, verbose, callbacks)
+    new_run = not os.path.isdir(config.model_dir) or not os.listdir(config.model_dir)
     os.makedirs(config.model_dir, exist_ok=True)
     lock = os.path.join(config.model_dir, ".lock")
     try:
         with files.exclusive_lock(lock):
-            for directory in ("", "checkpoints", "final", "logs"):
-                os.makedirs(
-                    os.path.join(config.model_dir, directory), exist_ok=True
-                )  # a file in the way fails now, not after an epoch
-                for stale in files.remove_stale_staging(os.path.join(config.model_dir, directory)):
-                    print(f"Removed {stale}, left by a run that was killed while writing it.")
-            return _train(config, verbose, callbacks)
+            try:
+                for directory in RUN_FOLDERS:
+                    os.makedirs(
+                        os.path.join(config.model_dir, directory), exist_ok=True
+                    )  # a file in the way fails now, not after an epoch
+                    for stale in files.remove_stale_staging(os.path.join(config.model_dir, directory)):
+                        print(f"Removed {stale}, left by a run that was killed while writing it.")
+                return _train(config, verbose, callbacks)
+            except BaseException:
+                if new_run:
+                    _remove_if_empty(config.model_dir)
+                raise
     except files.LockHeld as held:
         raise TrainingError(
             f"`model_dir`={config.model_dir!r} is in use by another training run (pid {held.holder}, lock {lock}); "
             "wait for it to end or pass another --model_dir."
         ) from None
+
+
+RUN_FOLDERS = ("", "checkpoints", "final", "logs")
+
+
+def _remove_if_empty(model_dir: str) -> None:
+    """Removes what a new run that failed before writing anything made: its empty folders and its lock."""
+    for directory in RUN_FOLDERS[1:]:
+        with contextlib.suppress(OSError):
+            os.rmdir(os.path.join(model_dir, directory))
+    if os.listdir(model_dir) == [".lock"]:
+        os.remove(os.path.join(model_dir, ".lock"))
 
 
 @contextlib.contextmanager
@@ -201,7 +175,10 @@ def _train(config: TrainConfig, verbose: int | str, extra_callbacks: tuple = ())
         export = _exported_copy(config, model, run_data.dataset.num_classes)
         outputs = _save_final(export, os.path.join(config.model_dir, "final")) if chief else {}
     summary = _summary(config, strategy, run_data, multi_worker, task, history, final_metrics, export, outputs)
-    summary["wall_seconds"] = round(time.time() - started, 1)
+    summary["session_seconds"] = round(time.time() - started, 1)
+    lag = ema_lag_line(history)
+    if lag:
+        print(lag)
     home = config.model_dir if chief else os.path.join(config.model_dir, "workers", task)
     summary_path = os.path.join(home, "summary.json")
     _write_json(summary_path, summary)
@@ -210,11 +187,14 @@ def _train(config: TrainConfig, verbose: int | str, extra_callbacks: tuple = ())
 
 
 def _load_data(config: TrainConfig, replicas: int) -> tuple[TrainConfig, _RunData]:
-    """The dataset and its pipelines, with the batch fitted to the dataset where the run left it to the recipe,
-    after checking that the batch splits between the replicas and fits the dataset."""
+    """The dataset and its pipelines, with what the run left to the recipe fitted to the dataset (the batch, and
+    for datasets but digits the epochs, warm-up and input size), after checking that the batch splits between
+    the replicas and fits the dataset."""
     keras.utils.set_random_seed(config.seed)
     dataset = data_lib.load(config.dataset, config.data_dir, config.manual_dir, seed=config.seed)
-    config = fit_batch_size(config, dataset.train_examples)
+    config, chosen = fit_to_data(config, dataset.train_examples, dataset.typical_size)
+    if chosen:
+        print(chosen)
     if config.batch_size % replicas:
         raise TrainingError(
             f"`batch_size`={config.batch_size} is not divisible by the {replicas} replicas of the "
@@ -307,8 +287,8 @@ def _fit(config, model, run_data: _RunData, checkpoints, history: list, initial_
         checkpoints, history, run_data.steps_per_epoch * config.batch_size, dataclasses.asdict(config)
     )
     callbacks = [recorder]
-    if config.ema_momentum > 0:
-        callbacks.append(keras.callbacks.SwapEMAWeights())  # validation sees the EMA weights
+    if config.ema_momentum > 0:  # validation sees the EMA weights, and the trained ones beside them
+        callbacks = [TrainedWeightsValidation(run_data.eval), recorder, keras.callbacks.SwapEMAWeights()]
     if checkpoints is not None:  # the chief
         callbacks.append(keras.callbacks.TensorBoard(os.path.join(config.model_dir, "logs")))
     callbacks += list(extra)
@@ -342,16 +322,12 @@ def _exported_copy(config: TrainConfig, model: keras.Model, num_classes: int) ->
 
 
 def _summary(config, strategy, run_data: _RunData, multi_worker, task, history, final_metrics, export, outputs) -> dict:
-    dataset, replicas = run_data.dataset, strategy.num_replicas_in_sync
-    return {
-        "config": dataclasses.asdict(config),
-        "dataset": {
-            "name": dataset.name,
-            "classes": dataset.num_classes,
-            "train_examples": dataset.train_examples,
-            "eval_examples": dataset.eval_examples,
-        },
-        "strategy": {
+    replicas = strategy.num_replicas_in_sync
+    train_times = [h["images_per_second"] for h in history[1:]] or [h["images_per_second"] for h in history]
+    return runs.summary(
+        config,
+        run_data.dataset,
+        strategy={
             "name": config.strategy,
             "replicas": replicas,
             "global_batch": config.batch_size,
@@ -359,20 +335,17 @@ def _summary(config, strategy, run_data: _RunData, multi_worker, task, history, 
             "synchronized_bn": multi_worker,
             "task": task,
         },
-        "steps_per_epoch": run_data.steps_per_epoch,
-        "history": history,
-        "final_metrics": final_metrics,
-        "wall_seconds": None,
-        "images_per_second": _mean(
-            [h["images_per_second"] for h in history[1:]] or [h["images_per_second"] for h in history]
-        ),
-        "weights_sha256": weights_fingerprint(export),
-        "outputs": outputs,
-    }
-
-
-def _mean(values):
-    return round(sum(values) / len(values), 1) if values else None
+        network=spec_of(config).to_dict(),
+        preprocessing=dataclasses.asdict(IMAGENET_PREPROCESSING),
+        steps_per_epoch=run_data.steps_per_epoch,
+        history=history,
+        final_metrics=final_metrics,
+        train_seconds=round(sum(h["seconds"] for h in history), 1),  # every session's epochs, resumed or not
+        session_seconds=None,
+        images_per_second=round(sum(train_times) / len(train_times), 1) if train_times else None,
+        weights_sha256=weights_fingerprint(export),
+        outputs=outputs,
+    )
 
 
 def _save_final(model: keras.Model, directory: str) -> dict:
@@ -396,7 +369,7 @@ def evaluate(config: TrainConfig, weights: str, split: str = "eval") -> dict:
     tagged = resolver.weights_kind(weights) == resolver.TAG
     preprocessing = resolver.published_preprocessing(weights, spec_of(config).name)
     dataset = data_lib.load(config.dataset, config.data_dir, config.manual_dir, seed=config.seed)
-    config = fit_batch_size(config, dataset.train_examples)
+    config, _ = fit_to_data(config, dataset.train_examples, dataset.typical_size)
     if tagged and dataset.num_classes != IMAGENET_CLASSES:
         raise TrainingError(
             f"`weights`={weights!r} classifies the {IMAGENET_CLASSES} ImageNet classes; `dataset`={dataset.name!r} "

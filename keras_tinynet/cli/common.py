@@ -191,6 +191,51 @@ def add_weights_argument(parser: argparse.ArgumentParser, required: bool = False
     )
 
 
+def add_run_argument(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--run",
+        dest="run_dir",  # `run` is the subcommand's function
+        help=f"a training run's directory (its summary.json): {what} come from it unless given; default: the run "
+        "that holds --weights (<run>/final/ema.weights.h5), if any",
+    )
+
+
+NETWORK_FLAGS = ("model", "flops", "spec", "curves")
+
+
+def take_from_run(args, names: tuple[str, ...], network_as_spec: bool = False):
+    """Fills the flags in `names` that the user left out with what the run of --run (or the run holding
+    --weights) recorded, so that no flag of the run has to be repeated; `labels` takes its class names. A flag
+    the user gave wins, with a line on stderr where it differs from the run's; one network flag (--model,
+    --flops, --spec) replaces the run's network whole. `network_as_spec`: the run's network comes as the
+    NetworkSpec dict it recorded (no spec file or curves file needed). Returns the Run, or None."""
+    from keras_tinynet.runs import load_run, run_holding
+
+    directory = args.run_dir or run_holding(args.weights)
+    if directory is None:
+        return None
+    run = load_run(directory, "run_dir")
+    recorded = {**run.config, "labels": list(run.class_names) if run.class_names else None}
+    own_network = [f"--{name}" for name in NETWORK_FLAGS[:3] if getattr(args, name, None) is not None]
+    if own_network:
+        print(f"{own_network[0]} replaces the network of the run ({run.summary_path}).", file=sys.stderr)
+    elif network_as_spec and run.network:
+        args.spec = run.network
+    for name in names:
+        given, value = getattr(args, name), recorded.get(name)
+        if name in NETWORK_FLAGS and (own_network or (network_as_spec and run.network)):
+            continue
+        if given is None:
+            setattr(args, name, value)
+        elif value is not None and given != value:
+            shown = "class names" if name == "labels" else value
+            print(
+                f"--{name} {given} differs from the run's {shown} ({run.summary_path}); using --{name} {given}.",
+                file=sys.stderr,
+            )
+    return run
+
+
 def add_output_dir(parser: argparse.ArgumentParser, help_text: str, *aliases: str) -> None:
     parser.add_argument("--output_dir", *aliases, dest="output_dir", help=help_text)
 

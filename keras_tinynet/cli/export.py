@@ -13,8 +13,10 @@ from __future__ import annotations
 import os
 
 from keras_tinynet.cli.common import (
+    NETWORK_FLAGS,
     add_model_arguments,
     add_output_dir,
+    add_run_argument,
     add_weights_argument,
     choice_list,
     comma_list,
@@ -24,6 +26,7 @@ from keras_tinynet.cli.common import (
     positive_int,
     quiet_tensorflow,
     require,
+    take_from_run,
 )
 
 DESCRIPTION = __doc__
@@ -31,13 +34,23 @@ DESCRIPTION = __doc__
 
 def add_exportable_arguments(parser, name_help: str) -> None:
     """The model, its weights, labels and name: what export and publish-hub both load."""
-    add_model_arguments(parser, required=True)
+    add_model_arguments(parser)
     add_weights_argument(parser)
-    parser.add_argument("--labels", help="text file with one class label per line (ImageNet's are built in)")
+    add_run_argument(parser, "the network, input size, activation and class names (as labels)")
+    parser.add_argument(
+        "--labels", help="text file with one class label per line (default: the run's class names; ImageNet's)"
+    )
     parser.add_argument("--name", help=name_help)
 
 
 def load_exportable(args):
+    """The network and weights to export: from the flags, completed by the run that trained the weights."""
+    take_from_run(args, ("image_size", "activation", "labels", *NETWORK_FLAGS), network_as_spec=True)
+    if args.model is None and args.flops is None and args.spec is None:
+        raise ValueError(
+            "Pass the network of --weights: --model, --flops or --spec, or --run (the directory of the training "
+            "run that wrote them)."
+        )
     quiet_tensorflow(args.verbose)
     from keras_tinynet import export
 
@@ -67,7 +80,9 @@ def add_arguments(parser) -> None:
         help="comma-separated: saved_model, tflite_<float32|float16|int8>, onnx (default: all but tflite_int8)",
     )
     parser.add_argument(
-        "--representative_data", help="calibration images for tflite_int8: a folder or tfds:<name>[:<split>]"
+        "--representative_data",
+        help="calibration images for tflite_int8: a folder, digits or tfds:<name>[:<split>] (default: the run's "
+        "training images)",
     )
     parser.add_argument(
         "--representative_count", type=positive_int, default=100, help="calibration images for tflite_int8"
@@ -82,6 +97,25 @@ def add_arguments(parser) -> None:
     parser.add_argument("--onnx_opset", type=positive_int, default=17, help="ONNX opset")
 
 
+def calibration_source(args) -> str:
+    """What int8 calibrates with when --representative_data is left out: the training images of the run."""
+    from keras_tinynet.runs import load_run, run_holding
+
+    directory = args.run_dir or run_holding(args.weights)
+    dataset = load_run(directory, "run_dir").config.get("dataset") if directory else None
+    if dataset == "digits":
+        return "digits"
+    if dataset and dataset.startswith("folder:"):
+        return os.path.join(dataset.removeprefix("folder:"), "train")
+    if dataset:
+        return f"tfds:{dataset}"
+    raise ValueError(
+        "--formats includes tflite_int8, which needs --representative_data (a folder of images, digits or "
+        "tfds:<name>[:<split>]): a few hundred images like those the model will see (a run's own training "
+        "images are the default where --run or the run holding --weights is known)."
+    )
+
+
 def all_formats() -> tuple[str, ...]:
     from keras_tinynet import export
 
@@ -92,14 +126,19 @@ def run(args) -> dict:
     quiet_tensorflow(args.verbose)  # before all_formats() imports TensorFlow
     formats = choice_list("--formats", args.formats, all_formats())
     output_dir = require(args.output_dir, "--output_dir", "the SavedModel goes to <output_dir>/<name>/<version>/")
-    make_output_dir(output_dir)
-    if "tflite_int8" in formats and args.representative_data is None:
-        raise ValueError(
-            "--formats includes tflite_int8, which needs --representative_data (a folder of images or "
-            "tfds:<name>[:<split>])."
-        )
     exportable = load_exportable(args)
     from keras_tinynet import export
+
+    if "onnx" in formats:
+        export.check_onnx_export()
+    representative = None
+    if "tflite_int8" in formats:  # read before anything is written: a bad source leaves no partial export
+        source = args.representative_data or calibration_source(args)
+        representative = export.representative_images(
+            source, exportable.image_size, args.representative_count, exportable.crop_pct
+        )
+        print(f"Calibrating int8 on {len(representative)} images from {source}")
+    make_output_dir(output_dir)
 
     print(
         f"Model {exportable.name}: {exportable.image_size}x{exportable.image_size}, {exportable.classes} classes, "
@@ -113,14 +152,9 @@ def run(args) -> dict:
         if not name.startswith("tflite_"):
             continue
         quantization = name[len("tflite_") :]
-        representative = None
-        if quantization == "int8":
-            representative = export.representative_images(
-                args.representative_data, exportable.image_size, args.representative_count, exportable.crop_pct
-            )
-            print(f"Calibrating int8 on {len(representative)} images from {args.representative_data}")
         path = os.path.join(output_dir, f"{exportable.name}.{quantization}.tflite")
-        written[name] = export.export_tflite(exportable, path, quantization, representative, int8_io=args.int8_io)
+        calibration = representative if quantization == "int8" else None
+        written[name] = export.export_tflite(exportable, path, quantization, calibration, int8_io=args.int8_io)
         print(f"TFLite {quantization}: " + export.format_tflite_details(export.tflite_details(path)))
         if args.benchmark_runs:
             latency = export.benchmark_tflite(path, runs=args.benchmark_runs, num_threads=args.threads)

@@ -88,12 +88,14 @@ def report(summary: dict) -> str:
     metrics, strategy = summary["final_metrics"], summary["strategy"]
     rows = [
         ("validation top-1", f"{metrics['top1']:.4f}"),
+        *[("  without EMA", f"{h['val_top1_no_ema']:.4f}") for h in summary["history"][-1:] if "val_top1_no_ema" in h],
         ("validation top-5", f"{metrics['top5']:.4f}"),
         ("validation loss", f"{metrics['loss']:.4f}"),
         ("epochs", len(summary["history"])),
         ("replicas", strategy["replicas"]),
         ("train images/s", f"{summary['images_per_second'] or 0:.1f}"),
-        ("wall time (s)", f"{summary['wall_seconds']:.1f}"),
+        ("training time (s)", f"{summary['train_seconds']:.1f}"),
+        ("this session (s)", f"{summary['session_seconds']:.1f}"),
     ]
     lines = ["", f"| {'metric':<22} | {'value':>12} |", f"|{'-' * 24}|{'-' * 14}|"]
     lines += [f"| {name:<22} | {value:>12} |" for name, value in rows]

@@ -20,7 +20,7 @@ from keras_tinynet.export.exportable import Exportable, load_exportable, read_la
 from keras_tinynet.export.hub import HUB_FORMS, PUBLISH_FORMS, Published, make_tarball, publish_hub
 from keras_tinynet.export.image_decoding import MAX_PIXELS, decode_and_preprocess
 from keras_tinynet.export.model_card import model_card
-from keras_tinynet.export.onnx import export_onnx
+from keras_tinynet.export.onnx import check_onnx_export, export_onnx
 from keras_tinynet.export.saved_model import export_saved_model, next_version
 from keras_tinynet.export.tflite import (
     INT8_IO_TYPES,
@@ -36,6 +36,7 @@ from keras_tinynet.export.tflite import (
 )
 
 __all__ = [
+    "check_onnx_export",
     "HUB_FORMS",
     "PUBLISH_FORMS",
     "INT8_IO_TYPES",

@@ -10,15 +10,25 @@ from keras_tinynet.export.graph import frozen_inference_function
 from keras_tinynet.files import write_atomically
 
 
+def check_onnx_export() -> None:
+    """An ImportError naming the extra where the packages of ONNX export are missing (checked before any
+    export writes, so that a missing package leaves no partial export)."""
+    import importlib.util
+
+    missing = [name for name in ("tf2onnx", "onnxruntime") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ImportError(
+            f"ONNX export needs tf2onnx (onnxruntime runs the result); {' and '.join(missing)} not installed: "
+            'pip install "keras_tinynet[export]"'
+        )
+
+
 def export_onnx(exportable: Exportable, path: str | os.PathLike, opset: int = 17) -> str:
     """Converts the model with tf2onnx: input `images` float32 [batch, size, size, 3] RGB in [0, 255]
     (NHWC, as in Keras), output `probabilities` [batch, classes]. Written atomically to `path`."""
-    try:
-        import tf2onnx
-    except ImportError:
-        raise ImportError(
-            "ONNX export needs tf2onnx (and onnxruntime to run the result): pip install tf2onnx onnxruntime"
-        ) from None
+    check_onnx_export()
+    import tf2onnx
+
     if isinstance(opset, bool) or not isinstance(opset, int) or not 13 <= opset <= 18:
         raise ValueError(
             f"`opset` must be an integer from 13 to 18 (what tf2onnx 1.17 writes); received opset={opset!r}."

@@ -25,10 +25,9 @@ INT8_IO_TYPES = ("uint8", "int8")
 def representative_images(
     source: str, image_size: int, count: int = 100, crop_pct: float = IMAGENET_PREPROCESSING.crop_pct
 ) -> np.ndarray:
-    """Up to `count` eval-preprocessed images, float32 [n, size, size, 3] in [0, 255], from `source`.
-
-    `source` is a folder of images (searched recursively for .jpg, .jpeg, .png, .bmp, .gif, in sorted
-    order) or `tfds:<name>[:<split>]` (a tensorflow-datasets dataset with an `image` feature, split
+    """Up to `count` eval-preprocessed images, float32 [n, size, size, 3] in [0, 255], from `source`: a folder of
+    images (searched recursively for .jpg, .jpeg, .png, .bmp, .gif, in sorted order), `digits` (the embedded
+    training images) or `tfds:<name>[:<split>]` (a tensorflow-datasets dataset with an `image` feature, split
     `train` by default; it must already be prepared, as no download is attempted). Grayscale images are
     repeated to RGB, an alpha channel is dropped.
     """
@@ -56,6 +55,11 @@ def representative_images(
                     f"`representative_data`: {path!r} is not a readable image ({error.message.splitlines()[0]})."
                 ) from None
         return np.stack(images)
+    if source == "digits":  # the embedded training images: what a run on the default dataset calibrates with
+        from keras_tinynet import data
+
+        images = [image for image, _ in data.load("digits").train.take(count).as_numpy_iterator()]
+        return np.stack([eval_preprocess(tf.constant(image), image_size, crop_pct).numpy() for image in images])
     if source.startswith("tfds:"):
         parts = source[len("tfds:") :].split(":")
         if not parts[0] or len(parts) > 2:
@@ -85,7 +89,7 @@ def representative_images(
             raise ValueError(f"`representative_data`={source!r} has no examples.")
         return np.stack(images)
     raise ValueError(
-        f"`representative_data` must be a folder of images or tfds:<name>[:<split>]; received {source!r} "
+        f"`representative_data` must be a folder of images, digits or tfds:<name>[:<split>]; received {source!r} "
         "(no such folder)."
     )
 

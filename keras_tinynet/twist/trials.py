@@ -84,7 +84,7 @@ def run_trial(config: dict) -> None:
             "top1": float(summary["final_metrics"]["top1"]),
             "top5": float(summary["final_metrics"]["top5"]),
             "epoch": len(summary["history"]),
-            "train_seconds": summary["wall_seconds"],
+            "train_seconds": summary["train_seconds"],
             "final": True,
         }
     )

@@ -250,7 +250,7 @@ def import_timm():
     try:
         import timm
     except ImportError:
-        raise ImportError("This needs timm and torch: pip install torch timm") from None
+        raise ImportError('This needs timm and torch: pip install "keras_tinynet[convert]"') from None
     return timm
 
 

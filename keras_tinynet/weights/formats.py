@@ -86,7 +86,8 @@ def read_safetensors(path: str) -> dict[str, np.ndarray]:
         from safetensors.numpy import load_file
     except ImportError:
         raise ImportError(
-            "Reading .safetensors checkpoints needs the `safetensors` package: pip install safetensors"
+            "Reading .safetensors checkpoints needs safetensors, a dependency of keras_tinynet: "
+            "pip install --force-reinstall keras_tinynet"
         ) from None
     try:
         return load_file(path)
@@ -100,7 +101,7 @@ def read_pth(path: str) -> dict:
         import torch
     except ImportError:
         raise ImportError(
-            "Reading .pth checkpoints needs torch (pip install torch); a .safetensors file does not."
+            'Reading .pth checkpoints needs torch: pip install "keras_tinynet[convert]" (a .safetensors file does not).'
         ) from None
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
