@@ -26,7 +26,7 @@ class ConversionResult:
     size: int
     variant: str
     include_top: bool
-    entry: dict  # {variant: {"imagenet" or "imagenet_notop": registry entry}}
+    entry: dict  # {variant: {tag: registry entry}} (tag: imagenet[_notop] for timm sources, else converted[_notop])
     parity_diff: float | None  # max |difference| of logits (features without the top), None if skipped
 
 
@@ -104,7 +104,14 @@ def convert_checkpoint(
         difference = _check_parity(model, reference, variant, include_top, source, output)
     path = write_weights_atomically(model, output)
     entry = conversion.registry_entry(
-        path, variant, include_top, checkpoint.description, checkpoint.license or "unknown", checkpoint.top1, base_url
+        path,
+        variant,
+        include_top,
+        checkpoint.description,
+        checkpoint.license or "unknown",
+        checkpoint.top1,
+        base_url,
+        verified_imagenet=kind == "timm",
     )
     (data,) = entry[variant].values()
     return ConversionResult(path, data["hash"], data["size"], variant, include_top, entry, difference)

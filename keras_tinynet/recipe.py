@@ -31,7 +31,7 @@ def _option(default, help_text: str):
 class TrainConfig:
     """Every knob of a run. `None` means: the recipe's value (see `resolve`)."""
 
-    model: str = _option("ghostnet_d", "Preset to train (see `keras-tinynet models`).")
+    model: str = _option("ghostnet_d", "The preset (see `keras-tinynet models`).")
     flops: float | None = _option(
         None, "Train the network the tiny formula builds for this FLOPs budget (e.g. 200M) instead of --model."
     )

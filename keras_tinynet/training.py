@@ -110,7 +110,7 @@ def train(config: TrainConfig, verbose: int | str = "auto", callbacks: tuple = (
     except files.LockHeld as held:
         raise TrainingError(
             f"`model_dir`={config.model_dir!r} is in use by another training run (pid {held.holder}, lock {lock}); "
-            "wait for it to end or pass another --model_dir."
+            "wait for it to end or pass another `model_dir`."
         ) from None
 
 
@@ -272,7 +272,8 @@ def _resume(config: TrainConfig, strategy, model: keras.Model, checkpoints: Chec
     if differences:
         raise TrainingError(
             f"{config.model_dir!r} holds a run with other settings ({'; '.join(differences)}); use the "
-            f"same flags (only {', '.join(MAY_CHANGE_ON_RESUME)} may change) or another --model_dir."
+            f"same flags (only {', '.join(f'`{name}`' for name in MAY_CHANGE_ON_RESUME)} may change) or another "
+            "`model_dir`."
         )
     with strategy.scope():
         model.optimizer.build(model.trainable_variables)

@@ -107,7 +107,7 @@ def test_convert_checks_parity_writes_atomically_and_makes_the_entry(ckpt100, tm
     mask = os.umask(0)
     os.umask(mask)
     assert output.stat().st_mode & 0o777 == 0o666 & ~mask
-    entry = result.entry["ghostnet_100"]["imagenet"]
+    entry = result.entry["ghostnet_100"]["converted"]  # a local file: not known to be timm's ImageNet weights
     registry.validate_entry(entry, "test")
     assert entry == {
         "file": "ghostnet_100.weights.h5",
@@ -136,7 +136,7 @@ def test_tinynet_e_checkpoint_converts_with_parity(tmp_path):
 def test_pth_without_top_matches_timm_features_and_loads(ckpt050, tmp_path):
     output = tmp_path / "ghostnet_050_notop.weights.h5"
     result = convert_checkpoint(ckpt050["pth"], "ghostnet_050", str(output), include_top=False, parity="require")
-    assert result.parity_diff <= 1e-4 and list(result.entry["ghostnet_050"]) == ["imagenet_notop"]
+    assert result.parity_diff <= 1e-4 and list(result.entry["ghostnet_050"]) == ["converted_notop"]
     model = keras_tinynet.GhostNet050(include_top=False, weights=str(output))
     x = np.random.default_rng(0).uniform(0, 255, (1, 224, 224, 3)).astype("float32")
     assert checkpoints.parity_difference(model, ckpt050["model"], "ghostnet_050", include_top=False) <= 1e-4
@@ -325,7 +325,7 @@ except RuntimeError as error:
 
 
 @pytest.mark.slow
-def test_script_end_to_end_then_the_printed_entry_serves_weights_imagenet(ckpt050, tmp_path, monkeypatch):
+def test_script_end_to_end_then_the_printed_registry_serves_its_tag(ckpt050, tmp_path, monkeypatch):
     published = tmp_path / "published"
     output = published / "ghostnet_050.weights.h5"
     result = run_script(
@@ -348,18 +348,17 @@ def test_script_end_to_end_then_the_printed_entry_serves_weights_imagenet(ckpt05
     assert any(line.startswith("parity check against timm: max |logits difference|") for line in lines)
     start = next(i for i, line in enumerate(lines) if line.startswith("registry entry")) + 1
     end = next(i for i in range(start, len(lines)) if lines[i] == "}") + 1
-    entry = json.loads("\n".join(lines[start:end]))
-    assert (
-        entry["ghostnet_050"]["imagenet"]["top1"] == 55.5
-        and entry["ghostnet_050"]["imagenet"]["license"] == "apache-2.0"
-    )
-    # Publishing: paste the printed entry into a registry.
+    document = json.loads("\n".join(lines[start:end]))
+    entry = document["weights"]["ghostnet_050"]["converted"]
+    assert (entry["top1"], entry["license"]) == (55.5, "apache-2.0")
+    assert f"use it now: keras_tinynet.GhostNet050(weights={str(output)!r})" in lines
+    # Publishing: the printed registry, saved as it is.
     registry_file = tmp_path / "registry.json"
-    registry_file.write_text(json.dumps({"format": 2, "weights": entry}))
+    registry_file.write_text(json.dumps(document))
     monkeypatch.setenv(registry.REGISTRY_ENV, str(registry_file))
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
     monkeypatch.delenv(registry.MIRROR_ENV, raising=False)
-    model = keras_tinynet.GhostNet050(weights="imagenet", classifier_activation=None)
+    model = keras_tinynet.GhostNet050(weights="converted", classifier_activation=None)
     assert checkpoints.parity_difference(model, ckpt050["model"], "ghostnet_050", include_top=True) <= 1e-4
 
 

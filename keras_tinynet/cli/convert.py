@@ -1,4 +1,4 @@
-r"""Convert a timm GhostNet checkpoint into a Keras `.weights.h5` file and print its registry entry.
+r"""Convert a timm GhostNet or TinyNet checkpoint into a Keras `.weights.h5` file and print its registry entry.
 
   keras-tinynet convert --source timm:ghostnet_100.in1k --model ghostnet_100 --output_dir weights/
   keras-tinynet convert --source ghostnet_100.safetensors --model ghostnet_100 --noinclude_top --output_dir weights/
@@ -15,7 +15,7 @@ import json
 import os
 
 from keras_tinynet.cli.common import BooleanFlag, add_output_dir, make_output_dir, quiet_tensorflow, require
-from keras_tinynet.presets import PRESETS
+from keras_tinynet.presets import PRESETS, builder_name
 
 DESCRIPTION = __doc__
 PARAMETER_FLAGS = {"variant": "--model"}  # conversion.convert_checkpoint's names
@@ -42,6 +42,7 @@ def run(args) -> None:
     quiet_tensorflow(args.verbose, import_now=False)  # timm must come first
     from keras_tinynet import convert  # imports neither Keras nor torch until it needs them
     from keras_tinynet.weights import conversion
+    from keras_tinynet.weights.registry import FORMAT, REGISTRY_ENV
 
     source = require(args.source, "--source", "the checkpoint to convert")
     model = require(args.model, "--model", f"the preset the checkpoint belongs to: {', '.join(conversion.TIMM_MODELS)}")
@@ -68,8 +69,12 @@ def run(args) -> None:
             f"<= {conversion.PARITY_TOLERANCE:g}"
         )
     print(f"sha256 {result.sha256}")
-    print('registry entry (merge it into "weights" of keras_tinynet/resources/weights_registry.json):')
-    print(json.dumps(result.entry, indent=2))
+    print(f"use it now: keras_tinynet.{builder_name(result.variant)}(weights={result.path!r})")
+    print(
+        f"registry entry (to load the file by its tag, save this registry and set ${REGISTRY_ENV} to its path; it "
+        "replaces the built-in registry):"
+    )
+    print(json.dumps({"format": FORMAT, "weights": result.entry}, indent=2))
     entry = next(iter(next(iter(result.entry.values())).values()))
     if entry["url"] is None:
         print("note: url is null: pass --base_url, or fill it in once the file is published.")

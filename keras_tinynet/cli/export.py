@@ -126,24 +126,23 @@ def run(args) -> dict:
     quiet_tensorflow(args.verbose)  # before all_formats() imports TensorFlow
     formats = choice_list("--formats", args.formats, all_formats())
     output_dir = require(args.output_dir, "--output_dir", "the SavedModel goes to <output_dir>/<name>/<version>/")
-    exportable = load_exportable(args)
     from keras_tinynet import export
 
-    if "onnx" in formats:
+    if "onnx" in formats:  # every input is checked before anything is written: no partial export
         export.check_onnx_export()
+    exportable = load_exportable(args)
+    print(
+        f"Model {exportable.name}: {exportable.image_size}x{exportable.image_size}, {exportable.classes} classes, "
+        f"weights {exportable.weights or 'random (no --weights)'}"
+    )
     representative = None
-    if "tflite_int8" in formats:  # read before anything is written: a bad source leaves no partial export
+    if "tflite_int8" in formats:
         source = args.representative_data or calibration_source(args)
         representative = export.representative_images(
             source, exportable.image_size, args.representative_count, exportable.crop_pct
         )
         print(f"Calibrating int8 on {len(representative)} images from {source}")
     make_output_dir(output_dir)
-
-    print(
-        f"Model {exportable.name}: {exportable.image_size}x{exportable.image_size}, {exportable.classes} classes, "
-        f"weights {exportable.weights or 'random (no --weights)'}"
-    )
     written = {}
     if "saved_model" in formats:
         written["saved_model"] = export.export_saved_model(exportable, output_dir, version=args.version)

@@ -1,12 +1,13 @@
-"""Print the model table, a model's block table, or what the tiny formula builds for a FLOPs budget.
+"""Print the model table, a model's block table, what the tiny formula builds for a FLOPs budget, or (--weights)
+the pretrained weights the registry knows.
 
-Computed from the specs: no TensorFlow import."""
+Computed from the specs and the registry: no TensorFlow import."""
 
 from __future__ import annotations
 
 import dataclasses
 
-from keras_tinynet.cli.common import add_model_arguments, curves_spec
+from keras_tinynet.cli.common import BooleanFlag, add_model_arguments, curves_spec
 from keras_tinynet.counting import count
 from keras_tinynet.formula import tiny_formula
 from keras_tinynet.presets import PRESETS, builder_name, get_spec
@@ -17,6 +18,27 @@ DESCRIPTION = __doc__
 
 def add_arguments(parser) -> None:
     add_model_arguments(parser)
+    parser.add_argument(
+        "--weights",
+        action=BooleanFlag,
+        default=False,
+        help="list the registered pretrained weights: the tags that weights= takes, with their source and top-1",
+    )
+
+
+def weights_table() -> str:
+    """A Markdown table of the registry: each model's tags, ImageNet top-1, input size, license and source."""
+    from keras_tinynet.weights.registry import load_registry
+
+    lines = ["| model | weights= | top-1 | input | license | source |", "|---|---|---|---|---|---|"]
+    for model, tags in load_registry().items():
+        for tag, entry in tags.items():
+            top1 = f"{entry['top1']:.2f}" if entry.get("top1") is not None else "-"
+            lines.append(
+                f"| {model} | `{tag}` | {top1} | {entry.get('input_size') or '-'} | {entry['license']} | "
+                f"{entry['source']} |"
+            )
+    return "\n".join(lines)
 
 
 def model_table() -> str:
@@ -36,6 +58,10 @@ def model_table() -> str:
 
 
 def run(args) -> None:
+    if args.weights:
+        print(weights_table())
+        print("GhostNet-A..D: no ImageNet checkpoint is published anywhere (the paper released none).")
+        return
     if args.image_size is not None and args.model is None and args.spec is None:
         raise ValueError(
             f"--image_size needs --model or --spec (a block table at that size); received --image_size "

@@ -185,9 +185,17 @@ def parity_difference(keras_model, reference, variant: str, include_top: bool, b
 
 
 def registry_entry(
-    path: str, variant: str, include_top: bool, source: str, license: str, top1: float | None, base_url: str | None
+    path: str,
+    variant: str,
+    include_top: bool,
+    source: str,
+    license: str,
+    top1: float | None,
+    base_url: str | None,
+    verified_imagenet: bool = True,
 ) -> dict:
-    """The registry entry of a written file: `{variant: {tag: {...}}}`, validated."""
+    """The registry entry of a written file: `{variant: {tag: {...}}}`, validated. The tag is `imagenet` only
+    for a source known to be an ImageNet checkpoint (`verified_imagenet`: timm's own), else `converted`."""
     file = os.path.basename(path)
     entry = {
         "file": file,
@@ -200,7 +208,7 @@ def registry_entry(
         "license": license,
         "top1": top1,
     }
-    tag = "imagenet" if include_top else "imagenet_notop"
+    tag = ("imagenet" if verified_imagenet else "converted") + ("" if include_top else "_notop")
     registry_lib.validate_entry(entry, f"(new entry)[{variant!r}][{tag!r}]")
     return {variant: {tag: entry}}
 

@@ -41,7 +41,13 @@ CHUNK = 1 << 16
 
 
 class DownloadError(OSError):
-    """A file could not be fetched, or what was fetched is not the expected file."""
+    """A file could not be fetched, or what was fetched is not the expected file. `unreachable`: no server
+    answered (offline, a firewall, a wrong host), as opposed to a server that answered with an error or a
+    file that is not the one expected."""
+
+    def __init__(self, message: str, unreachable: bool = False):
+        super().__init__(message)
+        self.unreachable = unreachable
 
 
 def _setting(value, name: str, env: str, default: float, unit: str, allow_zero: bool = False) -> float:
@@ -148,7 +154,8 @@ def download(
             if isinstance(error.reason, TimeoutError):
                 raise _timed_out(what, url, seconds) from None
             raise DownloadError(
-                f"Could not download {what} from {url}: the server could not be reached ({error.reason})."
+                f"Could not download {what} from {url}: the server could not be reached ({error.reason}).",
+                unreachable=True,
             ) from None
         except TimeoutError:
             raise _timed_out(what, url, seconds) from None
@@ -173,7 +180,8 @@ def download(
 
 def _timed_out(what: str, url: str, seconds: float) -> DownloadError:
     return DownloadError(
-        f"Could not download {what} from {url}: no answer for {seconds:g} s (set `timeout` or ${TIMEOUT_ENV})."
+        f"Could not download {what} from {url}: no answer for {seconds:g} s (set `timeout` or ${TIMEOUT_ENV}).",
+        unreachable=True,
     )
 
 

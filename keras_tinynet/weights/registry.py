@@ -305,9 +305,11 @@ def fetch(resolved: ResolvedEntry, cache_dir=None, timeout: float | None = None)
             timeout=timeout,
         )
     except DownloadError as error:
+        hint = "Offline or behind a firewall? " if error.unreachable else ""
         raise WeightsDownloadError(
-            f"{error} Offline or behind a firewall? Set ${MIRROR_ENV} to a base URL (or file:// folder) that holds "
-            f"{entry['file']!r}, or pass weights=<path of the file>."
+            f"{error} {hint}Set ${MIRROR_ENV} to a base URL (or file:// folder) that holds {entry['file']!r}, or "
+            "pass weights=<path of the file>.",
+            unreachable=error.unreachable,
         ) from None
 
 

@@ -27,7 +27,8 @@ def weights_kind(weights) -> str | None:
         return FILE
     raise ValueError(
         "`weights` must be a weights file (.weights.h5, .keras, a Keras 2 .h5, a timm .safetensors or a "
-        "keras_cv_attention_models .h5), a registered tag such as 'imagenet' (see weights/README.md) or None "
+        "keras_cv_attention_models .h5), a registered tag such as 'imagenet' (`keras-tinynet models --weights` "
+        "lists them) or None "
         f"(random initialization). Received: weights={weights!r} (no such file)."
     )
 
