@@ -35,7 +35,7 @@ def run(*argv):
 def readme_block(heading: str, language: str) -> str:
     """The first ```language block under the README heading `heading`."""
     text = (ROOT / "README.md").read_text()
-    section = text[text.index(f"\n{heading}\n") :]
+    section = text[text.index(f"\n{heading}") :]
     return re.search(rf"```{language}\n(.*?)```", section, re.S).group(1)
 
 
@@ -151,6 +151,68 @@ def test_a_refused_resume_names_the_flag_the_user_typed(newcomer):
         code, _, err = run("train", "--dataset", "folder:photos", "--output_dir", "runs/ghostnet_d-photos", "--seed", 1)
     assert code == 2 and "seed: was 0, now 1" in err and err.rstrip().endswith("or another --output_dir."), err
     assert "`--epochs`" not in err and "--epochs, --output_dir" in err
+
+
+@pytest.fixture
+def served_ghostnet_100(tmp_path, monkeypatch):
+    """A random timm ghostnet_100 in its published format, served from 127.0.0.1 and registered as 'imagenet'."""
+    import functools
+    import hashlib
+    import http.server
+    import threading
+
+    from conftest import timm
+
+    if timm is None:
+        pytest.skip("needs timm (the parity extra) to write the timm checkpoint")
+    import safetensors.torch
+
+    from keras_tinynet.weights.registry import FORMAT, MIRROR_ENV, REGISTRY_ENV
+
+    root = tmp_path / "served"
+    root.mkdir()
+    model = timm.create_model("ghostnet_100")
+    safetensors.torch.save_file({k: v.contiguous() for k, v in model.state_dict().items()}, root / "g.safetensors")
+    data = (root / "g.safetensors").read_bytes()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    entry = {
+        "file": "g.safetensors",
+        "url": f"http://127.0.0.1:{server.server_address[1]}/g.safetensors",
+        "format": "timm_safetensors",
+        "hash_algorithm": "sha256",
+        "hash": hashlib.sha256(data).hexdigest(),
+        "size": len(data),
+        "source": "test: a random timm ghostnet_100",
+        "license": "Apache-2.0",
+        "top1": None,
+    }
+    registry = tmp_path / "registry.json"
+    registry.write_text(json.dumps({"format": FORMAT, "weights": {"ghostnet_100": {"imagenet": entry}}}))
+    monkeypatch.setenv(REGISTRY_ENV, str(registry))
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
+    monkeypatch.delenv(MIRROR_ENV, raising=False)
+    yield
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.slow
+def test_the_readme_fine_tuning_block_runs_as_it_stands(newcomer, served_ghostnet_100):
+    home, _ = newcomer
+    printed = []
+    with contextlib.chdir(home):
+        for argv in readme_commands("Fine-tuning on your own images"):
+            code, out, err = run_readme_command(argv)
+            assert code == 0, err
+            printed += out.splitlines()
+    for line in readme_block("Fine-tuning on your own images", "text").splitlines():
+        assert line in printed, line
+    summary = json.loads((home / "runs/ghostnet_100-photos/summary.json").read_text())
+    assert summary["config"]["freeze_backbone"] and summary["config"]["epochs"] == recipe.FINE_TUNING_RECIPE["epochs"]
+    assert summary["dataset"]["class_names"] == CLASSES
 
 
 def test_the_recipe_fits_short_runs_to_the_data():

@@ -165,7 +165,7 @@ def ray_address():
     ray.shutdown()
 
 
-SEARCH = ["--model", "ghostnet_d", "--image_size", "32", "--flops", "2M,3M", "--trials", "3", "--epochs", "1"]
+SEARCH = ["--model", "ghostnet_d", "--image_size", "32", "--flops", "2M,3M", "--trials", "2", "--epochs", "1"]
 SEARCH += ["--steps_per_epoch", "1"]
 SEARCH += ["--runtime", "keras", "--train_batch_size", "32"]
 
@@ -196,7 +196,7 @@ def test_a_killed_search_resumes_without_retraining_and_writes_table_plots_and_c
 
     assert main(argv) == 0
     out = capsys.readouterr().out
-    assert "Resuming the search" in out and "[6/6]" in out
+    assert "Resuming the search" in out and "[4/4]" in out
     with open(summary) as handle:
         assert len(json.load(handle)["history"]) == 1  # trained once: its epoch was not redone
 
@@ -204,7 +204,7 @@ def test_a_killed_search_resumes_without_retraining_and_writes_table_plots_and_c
         assert os.path.getsize(os.path.join(output_dir, name)) > 0
     with open(os.path.join(output_dir, "results.json")) as handle:
         rows = json.load(handle)["trials"]
-    assert len(rows) == 6 and all(0 <= row["top1"] <= 1 for row in rows)
+    assert len(rows) == 4 and all(0 <= row["top1"] <= 1 for row in rows)
     assert all(row["latency_ms"] > 0 and row["activation_mb"] > 0 for row in rows)
     curves = load_curves(os.path.join(output_dir, "curves.json"))
     for budget in (2e6, 3e6):

@@ -246,7 +246,11 @@ def _tune(config: SearchConfig, plan: dict, plan_path: str, log) -> dict[str, di
                     "cpus": per_trial["cpu"],
                 },
                 tune_config=tune.TuneConfig(
-                    metric="top1", mode="max", scheduler=_scheduler(config, plan), max_concurrent_trials=concurrent
+                    metric="top1",
+                    mode="max",
+                    scheduler=_scheduler(config, plan),
+                    max_concurrent_trials=concurrent,
+                    reuse_actors=True,  # a worker imports TensorFlow once, not once per trial
                 ),
                 run_config=tune.RunConfig(storage_path=config.output_dir, name="tune", verbose=0, callbacks=[progress]),
             )

@@ -70,6 +70,8 @@ def run_trial(config: dict) -> None:
 
     from keras_tinynet import files, training
 
+    keras.backend.clear_session()  # a reused worker (reuse_actors) starts each trial from a clean Keras state
+
     directory = trial_dir(plan["output_dir"], trial["key"])
     os.makedirs(directory, exist_ok=True)
     files.write_atomically(os.path.join(directory, "spec.json"), json.dumps(trial["spec"]))
@@ -91,8 +93,15 @@ def run_trial(config: dict) -> None:
 
 
 def _limit_threads(cpus: int) -> None:
-    """TensorFlow's thread pools sized to the trial's CPUs, so that concurrent trials do not oversubscribe."""
+    """TensorFlow's thread pools sized to the trial's CPUs, so that concurrent trials do not oversubscribe. A
+    reused worker keeps the pools of its first trial (TensorFlow fixes them once it runs): every trial of a
+    search asks for the same share."""
     import tensorflow as tf
 
-    tf.config.threading.set_intra_op_parallelism_threads(cpus)
-    tf.config.threading.set_inter_op_parallelism_threads(min(2, cpus))
+    if tf.config.threading.get_intra_op_parallelism_threads() == cpus:
+        return
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(cpus)
+        tf.config.threading.set_inter_op_parallelism_threads(min(2, cpus))
+    except RuntimeError:  # already initialized by an earlier trial in this worker
+        pass
