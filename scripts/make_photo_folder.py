@@ -1,6 +1,6 @@
 """Writes a folder of real photos to try `keras-tinynet train --dataset folder:DIR` on, with no download:
 
-    python scripts/make_photo_folder.py photos [--train 24] [--val 8] [--size 48] [--seed 0]
+    python scripts/make_photo_folder.py photos [--train 16] [--val 6] [--size 40] [--seed 0]
 
 photos/train/<class>/*.jpg and photos/val/<class>/*.jpg, 12 classes: crops of the photos and textures that
 ship with scikit-image and scikit-learn, one class per image. Train crops come from the left 65% of each image
@@ -39,7 +39,7 @@ def source_photos() -> dict[str, np.ndarray]:
     return {name: np.stack([p] * 3, -1) if p.ndim == 2 else p[..., :3] for name, p in photos.items()}
 
 
-def write_photo_folder(root, train: int = 24, val: int = 8, size: int = 48, seed: int = 0):
+def write_photo_folder(root, train: int = 16, val: int = 6, size: int = 40, seed: int = 0):
     """`root/train/<class>/*.jpg` and `root/val/<class>/*.jpg`: crops of 20-45% of each photo's short side,
     resized to `size`; the same arguments write the same files."""
     root = pathlib.Path(root)
@@ -61,9 +61,9 @@ def write_photo_folder(root, train: int = 24, val: int = 8, size: int = 48, seed
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("output_dir")
-    parser.add_argument("--train", type=int, default=24, help="training crops per class")
-    parser.add_argument("--val", type=int, default=8, help="validation crops per class")
-    parser.add_argument("--size", type=int, default=48, help="crop size in pixels")
+    parser.add_argument("--train", type=int, default=16, help="training crops per class")
+    parser.add_argument("--val", type=int, default=6, help="validation crops per class")
+    parser.add_argument("--size", type=int, default=40, help="crop size in pixels")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(sys.argv[1:])
     write_photo_folder(args.output_dir, args.train, args.val, args.size, args.seed)
