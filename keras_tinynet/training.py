@@ -370,6 +370,8 @@ def evaluate(config: TrainConfig, weights: str, split: str = "eval") -> dict:
     tagged = resolver.weights_kind(weights) == resolver.TAG
     preprocessing = resolver.published_preprocessing(weights, spec_of(config).name)
     dataset = data_lib.load(config.dataset, config.data_dir, config.manual_dir, seed=config.seed)
+    if tagged and config.image_size is None:  # published weights: the size they were published at
+        config = dataclasses.replace(config, image_size=spec_of(config).default_size)
     config, _ = fit_to_data(config, dataset.train_examples, dataset.typical_size)
     if tagged and dataset.num_classes != IMAGENET_CLASSES:
         raise TrainingError(

@@ -189,7 +189,8 @@ TRAIN = [
     (
         ["--weights", "{dir}/missing.weights.h5"],
         "--weights must be a weights file (.weights.h5, .keras, a Keras 2 .h5, a timm .safetensors or a "
-        "keras_cv_attention_models .h5), a registered tag such as 'imagenet' (see weights/README.md) or None "
+        "keras_cv_attention_models .h5), a registered tag such as 'imagenet' (`keras-tinynet models --weights` "
+        "lists them) or None "
         "(random initialization). Received: --weights='{dir}/missing.weights.h5' (no such file).",
     ),
     (
@@ -283,6 +284,10 @@ def test_twist_flags(paths, argv, message):
     assert not os.path.exists(f"{paths['dir']}/never_twist")
 
 
+NOT_A_RUN = (
+    "--run='{dir}' is not a finished training run (no summary.json); pass the directory a `keras-tinynet train` "
+    "run wrote (its --output_dir)."
+)
 EVALUATE = [
     (
         ["--spec", "{dir}/missing.json"],
@@ -308,6 +313,7 @@ EVALUATE = [
         ["--flops", "0.1k"],
         "The tiny formula covers 12M to 886M FLOPs (`ratio` 0.02 to 1.5 of ghostnet_a); received --flops=100.0.",
     ),
+    (["--run", "{dir}"], NOT_A_RUN),
 ]
 
 
@@ -324,7 +330,8 @@ def test_evaluate_weights_that_do_not_exist(paths):
         result,
         "evaluate",
         f"--weights must be a weights file (.weights.h5, .keras, a Keras 2 .h5, a timm .safetensors or a "
-        "keras_cv_attention_models .h5), a registered tag such as 'imagenet' (see weights/README.md) or None "
+        "keras_cv_attention_models .h5), a registered tag such as 'imagenet' (`keras-tinynet models --weights` "
+        "lists them) or None "
         f"(random initialization). Received: --weights='{paths['dir']}/missing.weights.h5' (no such file).",
     )
 
@@ -346,6 +353,7 @@ NETWORK = [
         ["--flops", "200M"],
         "argument --flops: not allowed with argument --model (see --help)",
     ),
+    (["--run", "{dir}"], NOT_A_RUN),
 ]
 EXPORT = NETWORK + [
     (["--threads", "0"], "argument --threads: must be an integer >= 1; received '0' (see --help)"),
@@ -365,13 +373,15 @@ EXPORT = NETWORK + [
     ),
     (
         ["--formats", "tflite_int8"],
-        "--formats includes tflite_int8, which needs --representative_data (a folder of images or "
-        "tfds:<name>[:<split>]).",
+        "--formats includes tflite_int8, which needs --representative_data (a folder of images, digits or "
+        "tfds:<name>[:<split>]): a few hundred images like those the model will see (a run's own training images "
+        "are the default where --run or the run holding --weights is known).",
     ),
     (
         ["--weights", "{dir}/missing.weights.h5"],
         "--weights must be a weights file (.weights.h5, .keras, a Keras 2 .h5, a timm .safetensors or a "
-        "keras_cv_attention_models .h5), a registered tag such as 'imagenet' (see weights/README.md) or None "
+        "keras_cv_attention_models .h5), a registered tag such as 'imagenet' (`keras-tinynet models --weights` "
+        "lists them) or None "
         "(random initialization). Received: --weights='{dir}/missing.weights.h5' (no such file).",
     ),
     (
@@ -413,7 +423,8 @@ PUBLISH_HUB = NETWORK + [
     (
         ["--weights", "{dir}/missing.weights.h5"],
         "--weights must be a weights file (.weights.h5, .keras, a Keras 2 .h5, a timm .safetensors or a "
-        "keras_cv_attention_models .h5), a registered tag such as 'imagenet' (see weights/README.md) or None "
+        "keras_cv_attention_models .h5), a registered tag such as 'imagenet' (`keras-tinynet models --weights` "
+        "lists them) or None "
         "(random initialization). Received: --weights='{dir}/missing.weights.h5' (no such file).",
     ),
     (["--image_size", "8"], "argument --image_size: must be an input size in pixels, >= 32; received '8' (see --help)"),

@@ -105,7 +105,7 @@ def test_representative_images_from_a_folder(tmp_path):
     (tmp_path / "bad" / "x.png").write_bytes(b"not a png")
     with pytest.raises(ValueError, match=r"`representative_data`: .*x.png' is not a readable image"):
         export.representative_images(str(tmp_path / "bad"), 64)
-    with pytest.raises(ValueError, match="`representative_data` must be a folder of images or tfds:<name>"):
+    with pytest.raises(ValueError, match="`representative_data` must be a folder of images, digits or tfds:<name>"):
         export.representative_images(str(tmp_path / "missing"), 64)
     with pytest.raises(ValueError, match="`representative_count` must be a positive integer"):
         export.representative_images(str(tmp_path / "a"), 64, count=0)

@@ -43,7 +43,9 @@ def config(tmp_path, weights, **changes):
 
 
 def test_weights_turn_the_recipe_into_fine_tuning(tmp_path):
-    scratch = training.resolve(training.TrainConfig(dataset="folder:x", model_dir=str(tmp_path)))
+    scratch, _ = recipe.fit_to_data(
+        training.resolve(training.TrainConfig(dataset="folder:x", model_dir=str(tmp_path))), 1_281_167
+    )
     tuned = training.resolve(
         dataclasses.replace(scratch, epochs=None, learning_rate=None, warmup_epochs=None, weights="w")
     )

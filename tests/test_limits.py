@@ -128,5 +128,5 @@ def test_an_animated_gif_reaches_the_decoder_as_its_first_frame_only():
 def test_the_default_batch_gives_an_epoch_ten_steps(images, batch):
     config = recipe.resolve(recipe.TrainConfig(dataset="folder:x", model_dir="run"))
     assert config.batch_size is None  # the recipe's batch waits for the count of training images
-    assert recipe.fit_batch_size(config, images).batch_size == batch
-    assert recipe.fit_batch_size(recipe.TrainConfig(batch_size=48), images).batch_size == 48  # the user's stays
+    assert recipe.fit_to_data(config, images)[0].batch_size == batch
+    assert recipe.fit_to_data(recipe.TrainConfig(batch_size=48), images)[0].batch_size == 48  # the user's stays
