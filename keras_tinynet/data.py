@@ -134,7 +134,8 @@ def _image_folder(root: str) -> Dataset:
                     "remove it or add images."
                 )
             files += images
-        train_files = train_files or len(files)
+        if split == "train":
+            train_files = len(files)
     classes = sorted(
         d for d in os.listdir(os.path.join(root, "train")) if os.path.isdir(os.path.join(root, "train", d))
     )

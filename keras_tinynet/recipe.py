@@ -192,11 +192,11 @@ def fit_to_data(config: TrainConfig, train_examples: int, typical_size: int | No
         config = dataclasses.replace(config, warmup_epochs=warmup)
         chosen.append(f"warm-up {warmup:g} epochs")
     if config.image_size is None:
-        size = spec_of(config).default_size
-        if typical_size is not None and typical_size < size:
+        size = model_size = spec_of(config).default_size
+        if typical_size is not None and typical_size < model_size:
             size = max(MIN_SIZE, typical_size // 8 * 8)
         config = dataclasses.replace(config, image_size=size)
-        chosen.append(f"{size} px" + (" (the images' typical size)" if size != spec_of(config).default_size else ""))
+        chosen.append(f"{size} px" + (" (the images' typical size)" if size != model_size else ""))
     return config, (f"The recipe chose: {', '.join(chosen)}." if chosen else "")
 
 

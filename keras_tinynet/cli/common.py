@@ -264,20 +264,17 @@ def make_output_dir(path: str, parameter: str = "output_dir") -> str:
     """Creates the output directory before any work, so that a path which cannot be one (an existing file, a
     path below a file, a read-only or virtual file system) fails at once, in one line naming the flag
     (`parameter`: the flag's dest, which main translates into the flag the user typed)."""
-    missing = []
-    parent = os.path.abspath(path)
-    while not os.path.lexists(parent) and parent != os.path.dirname(parent):
-        missing.append(parent)
-        parent = os.path.dirname(parent)
+    missing = []  # what makedirs will create, deepest first; `blocker` ends at the deepest path that exists
+    blocker = os.path.abspath(path)
+    while not os.path.lexists(blocker) and blocker != os.path.dirname(blocker):
+        missing.append(blocker)
+        blocker = os.path.dirname(blocker)
     try:
         os.makedirs(path, exist_ok=True)
         CREATED_DIRS.extend(missing)
         if not os.access(path, os.W_OK | os.X_OK):
             raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), path)
     except OSError as error:
-        blocker = os.path.abspath(path)
-        while blocker != os.path.dirname(blocker) and not os.path.lexists(blocker):
-            blocker = os.path.dirname(blocker)
         why = f"{blocker!r} is a file" if os.path.lexists(blocker) and not os.path.isdir(blocker) else error.strerror
         raise ValueError(
             f"`{parameter}` must be a directory that can be created and written; received {path!r} ({why})."

@@ -44,8 +44,9 @@ def add_exportable_arguments(parser, name_help: str) -> None:
 
 
 def load_exportable(args):
-    """The network and weights to export: from the flags, completed by the run that trained the weights."""
-    take_from_run(args, ("image_size", "activation", "labels", *NETWORK_FLAGS), network_as_spec=True)
+    """The network and weights to export, from the flags completed by the run that trained the weights; returns
+    (the Exportable, the Run or None)."""
+    run = take_from_run(args, ("image_size", "activation", "labels", *NETWORK_FLAGS), network_as_spec=True)
     if args.model is None and args.flops is None and args.spec is None:
         raise ValueError(
             "Pass the network of --weights: --model, --flops or --spec, or --run (the directory of the training "
@@ -55,7 +56,7 @@ def load_exportable(args):
     from keras_tinynet import export
 
     twisted = curves_spec(args)
-    return export.load_exportable(
+    exportable = export.load_exportable(
         args.model,
         flops=None if twisted else args.flops,
         spec=twisted.spec if twisted else args.spec,
@@ -65,6 +66,7 @@ def load_exportable(args):
         activation=args.activation,
         name=args.name,
     )
+    return exportable, run
 
 
 def add_arguments(parser) -> None:
@@ -97,12 +99,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--onnx_opset", type=positive_int, default=17, help="ONNX opset")
 
 
-def calibration_source(args) -> str:
+def calibration_source(run) -> str:
     """What int8 calibrates with when --representative_data is left out: the training images of the run."""
-    from keras_tinynet.runs import load_run, run_holding
-
-    directory = args.run_dir or run_holding(args.weights)
-    dataset = load_run(directory, "run_dir").config.get("dataset") if directory else None
+    dataset = run.config.get("dataset") if run else None
     if dataset == "digits":
         return "digits"
     if dataset and dataset.startswith("folder:"):
@@ -130,14 +129,14 @@ def run(args) -> dict:
 
     if "onnx" in formats:  # every input is checked before anything is written: no partial export
         export.check_onnx_export()
-    exportable = load_exportable(args)
+    exportable, run = load_exportable(args)
     print(
         f"Model {exportable.name}: {exportable.image_size}x{exportable.image_size}, {exportable.classes} classes, "
         f"weights {exportable.weights or 'random (no --weights)'}"
     )
     representative = None
     if "tflite_int8" in formats:
-        source = args.representative_data or calibration_source(args)
+        source = args.representative_data or calibration_source(run)
         representative = export.representative_images(
             source, exportable.image_size, args.representative_count, exportable.crop_pct
         )

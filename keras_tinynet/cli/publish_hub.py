@@ -48,7 +48,7 @@ def run(args) -> list:
     from keras_tinynet import export
 
     forms = choice_list("--forms", args.forms, export.PUBLISH_FORMS) if args.forms is not None else export.HUB_FORMS
-    exportable = load_exportable(args)
+    exportable, _ = load_exportable(args)
 
     published = export.publish_hub(
         exportable, output_dir, forms, license_name=args.license, source=args.source, overwrite=args.overwrite
